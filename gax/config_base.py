@@ -1,0 +1,102 @@
+"""Defaults that every experiment config starts from, and `get_config(arg)` parsing."""
+
+import ast
+import functools
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field the trainer reads, at its default. Experiment configs override these."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.variant = "gan"
+  config.dataset = "mnist5k"
+  config.data = ml_collections.ConfigDict(dict(
+      image_size=0,  # 0: the dataset's own size; else resized (center crop) to this
+      channels=0,  # 0: the dataset's own channels; else converted to 1 or 3
+      data_dir=config_dict.placeholder(str),  # TFDS data_dir; None: TFDS's default
+      num_fake_examples=1024,  # size of the "fake" dataset
+      on_device="auto",  # "auto", "yes" or "no": hold the dataset on the device
+      max_device_bytes=4 * 2 ** 30,  # "auto" keeps datasets up to this size there
+  ))
+  config.model = ml_collections.ConfigDict(dict(name="dcgan28", noise_dim=100,
+                                                noise="normal"))
+  config.loss = ml_collections.ConfigDict(dict(name="non_saturating", a=0.0, b=1.0,
+                                               c=1.0))
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adam",
+      learning_rate=1e-4,
+      g_learning_rate=config_dict.placeholder(float),  # set to differ from the above
+      d_learning_rate=config_dict.placeholder(float),
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+      momentum=0.0,  # sgd only
+      decay_steps=0,  # > 0: linear decay to zero over the last decay_steps steps
+  ))
+  config.batch_size = 256  # global batch, split over the devices
+  config.num_train_steps = 1000  # generator updates
+  config.d_steps = 1  # discriminator updates per generator update (k)
+  config.steps_per_dispatch = 1  # > 1: that many steps per compiled call (lax.scan)
+  config.dtype = "float32"  # compute dtype; params and losses stay float32
+  config.num_devices = 0  # 0: all local devices
+  config.log_every = 50
+  config.sample_every = 500
+  config.num_samples = 64  # images in each sample grid
+  config.checkpoint_every = 1000
+  config.keep_checkpoints = 3
+  return config
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses "key=value,key2=value2" into typed fields, big_vision style.
+
+  Each key must be one of `defaults`; its value is converted to the default's type.
+  """
+  parsed = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, sep, value = item.partition("=")
+    if not sep or key not in defaults:
+      raise ValueError(f"bad config argument {item!r}; expected key=value with key in "
+                       f"{', '.join(defaults)}")
+    default = defaults[key]
+    if isinstance(default, bool):
+      parsed[key] = value.lower() in ("1", "true", "yes")
+    elif isinstance(default, (int, float)):
+      parsed[key] = type(default)(ast.literal_eval(value))
+    else:
+      parsed[key] = value
+  return parsed
+
+
+class ConfigError(ValueError):
+  """A config field with an impossible value; the message names the field."""
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Checks the values that would otherwise fail deep inside compilation."""
+  checks = [
+      ("num_train_steps", config.num_train_steps > 0, "must be > 0"),
+      ("batch_size", config.batch_size > 0, "must be > 0"),
+      ("batch_size", config.batch_size % num_devices == 0,
+       f"must be divisible by the {num_devices} devices in use"),
+      ("d_steps", config.d_steps >= 1, "must be >= 1"),
+      ("steps_per_dispatch", config.steps_per_dispatch >= 1, "must be >= 1"),
+      ("optimizer.learning_rate", config.optimizer.learning_rate > 0, "must be > 0"),
+      ("dtype", config.dtype in ("float32", "bfloat16"),
+       "must be 'float32' or 'bfloat16'"),
+      ("data.on_device", config.data.on_device in ("auto", "yes", "no"),
+       "must be 'auto', 'yes' or 'no'"),
+  ]
+  for name in ("g_learning_rate", "d_learning_rate"):
+    value = config.optimizer.get(name)
+    checks.append((f"optimizer.{name}", value is None or value > 0, "must be > 0"))
+  for name in ("log_every", "sample_every", "checkpoint_every", "num_samples",
+               "keep_checkpoints"):
+    checks.append((name, config[name] >= 1, "must be >= 1"))
+  for field, ok, why in checks:
+    if not ok:
+      value = functools.reduce(lambda node, key: node[key], field.split("."), config)
+      raise ConfigError(f"config.{field} = {value!r} {why}")

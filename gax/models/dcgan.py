@@ -1,0 +1,128 @@
+"""Convolutional GANs: the TensorFlow DCGAN tutorial's 28x28 pair, and Radford et al.'s 64x64 pair.
+
+DCGAN28 follows tensorflow.org/tutorials/generative/dcgan layer for layer (Keras
+defaults included: Glorot-uniform kernels, LeakyReLU slope 0.3, BatchNorm momentum 0.99
+and epsilon 1e-3). DCGAN64 follows pytorch/examples' dcgan (4x4 kernels, no biases,
+N(0, 0.02) kernels, BatchNorm scale N(1, 0.02), LeakyReLU 0.2, PyTorch's BN momentum).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gax.models.layers import ConvTranspose
+
+_KERAS_KERNEL_INIT = nn.initializers.xavier_uniform()
+_DCGAN_KERNEL_INIT = nn.initializers.normal(0.02)
+
+
+def _dcgan_scale_init(key, shape, dtype=jnp.float32):
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+class DCGAN28Generator(nn.Module):
+  """z -> Dense(s*s*256) -> ConvTranspose 128/64/C (5x5) -> tanh, with s = size / 4."""
+
+  image_shape: tuple[int, int, int]
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    height, width, channels = self.image_shape
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99,
+                                epsilon=1e-3, dtype=self.dtype)
+    act = lambda x: nn.leaky_relu(x, 0.3)
+    x = nn.Dense(height // 4 * width // 4 * 256, use_bias=False,
+                 kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(z)
+    x = act(norm()(x))
+    x = x.reshape((z.shape[0], height // 4, width // 4, 256))
+    for features, stride in ((128, 1), (64, 2)):
+      x = ConvTranspose(features, (5, 5), strides=(stride, stride), padding="SAME",
+                           use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
+                           dtype=self.dtype)(x)
+      x = act(norm()(x))
+    x = ConvTranspose(channels, (5, 5), strides=(2, 2), padding="SAME",
+                         use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
+                         dtype=self.dtype)(x)
+    return jnp.tanh(x)
+
+
+class DCGAN28Discriminator(nn.Module):
+  """Conv 64/128 (5x5, stride 2) with LeakyReLU and Dropout 0.3 -> Dense(1) logit."""
+
+  dropout: float = 0.3
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = x.astype(self.dtype)
+    for features in (64, 128):
+      x = nn.Conv(features, (5, 5), strides=(2, 2), padding="SAME",
+                  kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(x)
+      x = nn.leaky_relu(x, 0.3)
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = x.reshape((x.shape[0], -1))
+    return nn.Dense(1, kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(x)[:, 0]
+
+
+def _num_resolution_steps(size: int) -> int:
+  """How many stride-2 layers take 4x4 to size x size."""
+  return int(math.log2(size)) - 2
+
+
+class DCGAN64Generator(nn.Module):
+  """z -> ConvTranspose(4x4, valid) to 4x4 -> stride-2 ConvTransposes -> tanh.
+
+  At 64x64 the widths are ngf*8, ngf*4, ngf*2, ngf, C as in pytorch/examples.
+  """
+
+  image_shape: tuple[int, int, int]
+  ngf: int = 64
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    size, _, channels = self.image_shape
+    num_up = _num_resolution_steps(size)
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                                epsilon=1e-5, scale_init=_dcgan_scale_init,
+                                dtype=self.dtype)
+    x = z.reshape((z.shape[0], 1, 1, z.shape[-1])).astype(self.dtype)
+    x = ConvTranspose(self.ngf * 2 ** (num_up - 1), (4, 4), padding="VALID",
+                         use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
+                         dtype=self.dtype)(x)
+    x = nn.relu(norm()(x))
+    for i in range(num_up - 1, 0, -1):
+      # PyTorch's ConvTranspose2d(k=4, s=2, p=1) pads the dilated input by k - 1 - p = 2.
+      x = ConvTranspose(self.ngf * 2 ** (i - 1), (4, 4), strides=(2, 2),
+                           padding=((2, 2), (2, 2)), use_bias=False,
+                           kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype)(x)
+      x = nn.relu(norm()(x))
+    x = ConvTranspose(channels, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+                         use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
+                         dtype=self.dtype)(x)
+    return jnp.tanh(x)
+
+
+class DCGAN64Discriminator(nn.Module):
+  """Stride-2 4x4 convs (ndf, 2ndf, 4ndf, 8ndf at 64x64) -> 4x4 valid conv -> logit."""
+
+  ndf: int = 64
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    num_down = _num_resolution_steps(x.shape[1])
+    x = x.astype(self.dtype)
+    for i in range(num_down):
+      x = nn.Conv(self.ndf * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                  use_bias=False, kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype)(x)
+      if i > 0:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                         scale_init=_dcgan_scale_init, dtype=self.dtype)(x)
+      x = nn.leaky_relu(x, 0.2)
+    x = nn.Conv(1, (4, 4), padding="VALID", use_bias=False,
+                kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype)(x)
+    return x.reshape((x.shape[0],))

@@ -1,0 +1,65 @@
+"""The fully connected GAN of Goodfellow et al. (2014): ReLU generator, maxout discriminator."""
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class MLPGenerator(nn.Module):
+  """z -> ReLU hidden layers -> image in [-1, 1] (tanh, or a rescaled sigmoid)."""
+
+  image_shape: tuple[int, int, int]
+  hidden: Sequence[int] = (1200, 1200)
+  output_activation: str = "tanh"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    x = z
+    for width in self.hidden:
+      x = nn.relu(nn.Dense(width, dtype=self.dtype)(x))
+    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(x)
+    if self.output_activation == "tanh":
+      x = jnp.tanh(x)
+    elif self.output_activation == "sigmoid":
+      # The paper's sigmoid outputs [0, 1]; gax pixels live in [-1, 1].
+      x = 2.0 * nn.sigmoid(x) - 1.0
+    else:
+      raise ValueError(
+          f"unknown output_activation {self.output_activation!r}; "
+          "choose 'tanh' or 'sigmoid'")
+    return x.reshape((z.shape[0], *self.image_shape))
+
+
+class Maxout(nn.Module):
+  """A dense layer whose unit is the max over `pieces` linear pieces."""
+
+  units: int
+  pieces: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.Dense(self.units * self.pieces, dtype=self.dtype)(x)
+    return y.reshape((*y.shape[:-1], self.units, self.pieces)).max(axis=-1)
+
+
+class MLPDiscriminator(nn.Module):
+  """Image -> maxout layers with dropout -> one logit."""
+
+  hidden: Sequence[int] = (240, 240)
+  pieces: int = 5
+  input_dropout: float = 0.2
+  dropout: float = 0.5
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = x.reshape((x.shape[0], -1)).astype(self.dtype)
+    x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
+    for width in self.hidden:
+      x = Maxout(width, self.pieces, dtype=self.dtype)(x)
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return nn.Dense(1, dtype=self.dtype)(x)[:, 0]

@@ -1,0 +1,91 @@
+"""The one update-step factory every variant trains through.
+
+A step is k discriminator updates, each on its own real batch, then one generator
+update. The factory compiles it once with the train state donated; several steps can
+run per dispatch under `lax.scan`. Each step draws its randomness from
+fold_in(state["key"], state["step"]), so the same step always sees the same numbers.
+"""
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gax import data as data_lib
+
+Array = jax.Array
+TrainState = dict[str, Any]  # step, key, params, batch_stats, opt_state
+StepFn = Callable[[TrainState, Array], tuple[TrainState, dict[str, Array]]]
+
+
+def _merge(tree: dict, updates: dict) -> dict:
+  """Replaces the top-level entries of `tree` that `updates` carries non-empty."""
+  return {name: updates.get(name) or value for name, value in tree.items()}
+
+
+def _update_network(network, loss_fn, optimizer, opt_state, params, batch_stats, real,
+                    key):
+  """One optimizer step on one network's params; other networks' params stay fixed."""
+
+  def objective(own_params):
+    return loss_fn({**params, network: own_params}, batch_stats, real, key)
+
+  grads, (new_stats, metrics) = jax.grad(objective, has_aux=True)(params[network])
+  updates, opt_state = optimizer.update(grads, opt_state, params[network])
+  params = {**params, network: optax.apply_updates(params[network], updates)}
+  metrics = {**metrics, f"{network[0]}_grad_norm": optax.global_norm(grads)}
+  return params, _merge(batch_stats, new_stats), opt_state, metrics
+
+
+def make_update_fn(variant, optimizers: dict[str, optax.GradientTransformation],
+                   batches: data_lib.TrainBatches,
+                   constrain_batch: Callable[[Array], Array] = lambda x: x) -> StepFn:
+  """Builds the (uncompiled) function that advances the state by one step.
+
+  `batches.select(data, step)` gives the step's uint8 real images
+  [d_steps, batch, H, W, C]; `constrain_batch` places a batch on the mesh.
+  """
+  d_steps = batches.batches_per_step
+
+  def update(state: TrainState, data: Array) -> tuple[TrainState, dict[str, Array]]:
+    step_key = jax.random.fold_in(state["key"], state["step"])
+    real = constrain_batch(data_lib.to_model_range(batches.select(data, state["step"])))
+    params, batch_stats = state["params"], state["batch_stats"]
+    opt_state = dict(state["opt_state"])
+    for i in range(d_steps):  # k is small: unrolled beats a loop on every backend
+      params, batch_stats, opt_state["discriminator"], d_metrics = _update_network(
+          "discriminator", variant.discriminator_loss, optimizers["discriminator"],
+          opt_state["discriminator"], params, batch_stats, real[i],
+          jax.random.fold_in(step_key, i))
+    params, batch_stats, opt_state["generator"], g_metrics = _update_network(
+        "generator", variant.generator_loss, optimizers["generator"],
+        opt_state["generator"], params, batch_stats, real[-1],
+        jax.random.fold_in(step_key, d_steps))
+    new_state = {**state, "step": state["step"] + 1, "params": params,
+                 "batch_stats": batch_stats, "opt_state": opt_state}
+    return new_state, {**d_metrics, **g_metrics}
+
+  return update
+
+
+def make_train_step(update: StepFn, steps_per_dispatch: int, on_device_data: bool,
+                    state_sharding=None, data_sharding=None) -> StepFn:
+  """Compiles `steps_per_dispatch` updates into one call; metrics gain a leading axis.
+
+  With host data, `data` holds one entry per step along its leading axis.
+  """
+
+  def run(state, data):
+    if steps_per_dispatch == 1:  # no loop: XLA's CPU backend is slow inside while loops
+      state, metrics = update(state, data if on_device_data else data[0])
+      return state, jax.tree.map(lambda m: m[None], metrics)
+    if on_device_data:
+      return jax.lax.scan(lambda s, _: update(s, data), state, length=steps_per_dispatch)
+    return jax.lax.scan(update, state, data)
+
+  shardings = {}
+  if state_sharding is not None:
+    shardings = dict(in_shardings=(state_sharding, data_sharding),
+                     out_shardings=(state_sharding, state_sharding))
+  return jax.jit(run, donate_argnums=(0,), **shardings)
