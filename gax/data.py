@@ -12,7 +12,7 @@ the device (sampled inside the compiled step) or on the host.
 
 import dataclasses
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -1,8 +1,8 @@
 """Sample grids as PNG files, and the GIF of a run's grids."""
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

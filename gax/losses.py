@@ -6,7 +6,7 @@ that the network it belongs to minimises.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

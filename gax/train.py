@@ -1,7 +1,8 @@
 """Training: small pure functions, and `train_and_evaluate(config, workdir)` that runs them."""
 
-import json
+import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +80,74 @@ def _crossed(previous_step: int, step: int, every: int) -> bool:
   return step // every > previous_step // every
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains (resuming from the newest checkpoint in `workdir`) and returns the last metrics."""
-  workdir = Path(workdir)
-  mesh = create_mesh(config.num_devices)
-  num_devices = mesh.devices.size
-  config_base.validate(config, num_devices)
-  is_writer = jax.process_index() == 0
-  logging.info("Training on %d %s device(s): %s", num_devices, jax.default_backend(),
-               mesh.devices.tolist())
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """What a run builds from its config before the first step."""
 
+  config: ml_collections.ConfigDict
+  mesh: Mesh
+  dataset: data_lib.ImageDataset
+  batches: data_lib.TrainBatches
+  variant: Any
+  optimizers: dict[str, optax.GradientTransformation]
+  keys: dict[str, jax.Array]
+
+  @property
+  def replicated(self) -> NamedSharding:
+    return NamedSharding(self.mesh, PartitionSpec())
+
+  def initial_state(self) -> update_lib.TrainState:
+    """A fresh train state, created directly with its (replicated) sharding."""
+    return jax.jit(lambda: create_train_state(self.variant, self.optimizers, self.keys,
+                                              self.dataset.image_shape),
+                   out_shardings=self.replicated)()
+
+  def step_runner(self) -> "StepRunner":
+    return StepRunner(self)
+
+
+class StepRunner:
+  """Advances the train state `count` steps per compiled call (one program per count)."""
+
+  def __init__(self, experiment: Experiment):
+    self._batches = experiment.batches
+    self._replicated = experiment.replicated
+    batch_sharding = NamedSharding(experiment.mesh, PartitionSpec(None, "data"))
+    self._update = update_lib.make_update_fn(
+        experiment.variant, experiment.optimizers, experiment.batches,
+        lambda x: jax.lax.with_sharding_constraint(x, batch_sharding))
+    if self._batches.on_device:
+      self._data_sharding = self._replicated
+      self._data = jax.device_put(experiment.dataset.images, self._replicated)
+    else:
+      self._data_sharding = NamedSharding(experiment.mesh, PartitionSpec(None, None, "data"))
+    self._compiled = {}
+
+  def step_fn(self, count: int) -> update_lib.StepFn:
+    """The jitted function that runs `count` steps: (state, data) -> (state, metrics)."""
+    if count not in self._compiled:
+      self._compiled[count] = update_lib.make_train_step(
+          self._update, count, self._batches.on_device, self._replicated,
+          self._data_sharding)
+    return self._compiled[count]
+
+  def data_for(self, state: update_lib.TrainState, count: int) -> jax.Array:
+    """The step function's data argument: the resident dataset, or this call's batches."""
+    if self._batches.on_device:
+      return self._data
+    return jax.device_put(self._batches.host_batches(int(state["step"]), count),
+                          self._data_sharding)
+
+  def __call__(self, state: update_lib.TrainState, count: int):
+    return self.step_fn(count)(state, self.data_for(state, count))
+
+
+def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
+  """Validates the config, loads the data and builds the variant and optimizers."""
+  mesh = create_mesh(config.num_devices)
+  config_base.validate(config, mesh.devices.size)
+  logging.info("Training on %d %s device(s): %s", mesh.devices.size,
+               jax.default_backend(), mesh.devices.tolist())
   dataset = data_lib.load_dataset(config.data, config.dataset, "train")
   keys = stream_keys(config.seed)
   on_device = keeps_data_on_device(config.data, dataset)
@@ -96,15 +155,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                   config.d_steps, on_device)
   logging.info("Dataset %s: %d images of shape %s, kept on the %s", config.dataset,
                len(dataset), dataset.image_shape, "device" if on_device else "host")
+  variant = variants.create_variant(config, dataset.image_shape, jnp.dtype(config.dtype))
+  return Experiment(config, mesh, dataset, batches, variant, create_optimizers(config),
+                    keys)
 
-  dtype = jnp.dtype(config.dtype)
-  variant = variants.create_variant(config, dataset.image_shape, dtype)
-  optimizers = create_optimizers(config)
 
-  replicated = NamedSharding(mesh, PartitionSpec())
-  batch_sharding = NamedSharding(mesh, PartitionSpec(None, "data"))
-  state = jax.jit(lambda: create_train_state(variant, optimizers, keys, dataset.image_shape),
-                  out_shardings=replicated)()
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains (resuming from the newest checkpoint in `workdir`) and returns the last metrics."""
+  workdir = Path(workdir)
+  experiment = create_experiment(config)
+  is_writer = jax.process_index() == 0
+  state = experiment.initial_state()
 
   workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints",
@@ -116,27 +177,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if is_writer:
     _save_config(config, workdir)
   writer = writers.MetricWriter(workdir, start_step, enabled=is_writer)
+  train_steps = experiment.step_runner()
 
-  update = update_lib.make_update_fn(
-      variant, optimizers, batches,
-      lambda x: jax.lax.with_sharding_constraint(x, batch_sharding))
-  if on_device:
-    data = jax.device_put(dataset.images, replicated)
-    data_sharding = replicated
-  else:
-    data = None
-    data_sharding = NamedSharding(mesh, PartitionSpec(None, None, "data"))
-  compiled_steps = {}
-
-  def train_steps(state, count):
-    if count not in compiled_steps:
-      compiled_steps[count] = update_lib.make_train_step(
-          update, count, on_device, replicated, data_sharding)
-    step_data = data if on_device else jax.device_put(
-        batches.host_batches(int(state["step"]), count), data_sharding)
-    return compiled_steps[count](state, step_data)
-
-  sample_inputs = variant.sample_inputs(keys["samples"], config.num_samples)
+  variant = experiment.variant
+  sample_inputs = variant.sample_inputs(experiment.keys["samples"], config.num_samples)
   sample_fn = jax.jit(variant.sample)
 
   def write_samples(state, step):

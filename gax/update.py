@@ -6,10 +6,10 @@ run per dispatch under `lax.scan`. Each step draws its randomness from
 fold_in(state["key"], state["step"]), so the same step always sees the same numbers.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from gax import data as data_lib

@@ -1,6 +1,6 @@
 """Generator/discriminator pairs, found by name."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -9,7 +9,7 @@ emit. Parameters ("kernel", "bias") are laid out as in `flax.linen.ConvTranspose
 the two are interchangeable on the same checkpoint.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

@@ -1,7 +1,7 @@
 """The fully connected GAN of Goodfellow et al. (2014): ReLU generator, maxout discriminator."""
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -6,6 +6,7 @@ optimised groups "generator" and "discriminator"), `discriminator_loss` and
 and `sample_inputs` / `sample` for the sample grids.
 """
 
+from gax import config_base
 from gax.variants import gan
 
 VARIANTS = {

@@ -1,0 +1,98 @@
+"""Model shapes, parameter counts against the reference implementations, and layers."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gax import config_base, models
+from gax.models.layers import ConvTranspose
+from gax.models.mlp import MLPDiscriminator, MLPGenerator
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _count(tree) -> int:
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def _networks(name, shape, **fields):
+  cfg = config_base.ml_collections.ConfigDict(dict(name=name, noise_dim=100, **fields))
+  return models.create_networks(cfg, shape)
+
+
+def _run(generator, discriminator, shape, batch=3):
+  z = jax.random.normal(KEY, (batch, 100))
+  g_vars = generator.init(KEY, z, train=False)
+  images, _ = generator.apply(g_vars, z, train=True, mutable=["batch_stats"])
+  d_vars = discriminator.init(KEY, images, train=False)
+  logits, _ = discriminator.apply(d_vars, images, train=True, mutable=["batch_stats"],
+                                  rngs={"dropout": KEY})
+  assert images.shape == (batch, *shape)
+  assert float(jnp.max(jnp.abs(images))) <= 1.0
+  assert logits.shape == (batch,)
+  return g_vars, d_vars
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_dcgan28_shapes(shape):
+  _run(*_networks("dcgan28", shape), shape)
+
+
+def test_dcgan28_matches_the_tensorflow_tutorial_parameter_counts():
+  g_vars, d_vars = _run(*_networks("dcgan28", (28, 28, 1)), (28, 28, 1))
+  # model.summary() of the tutorial: G 2,305,472 trainable + 25,472 non-trainable;
+  # D 212,865.
+  assert _count(g_vars["params"]) == 2_305_472
+  assert _count(g_vars["batch_stats"]) == 25_472
+  assert _count(d_vars["params"]) == 212_865
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (64, 64, 1), (32, 32, 1)])
+def test_dcgan64_shapes(shape):
+  _run(*_networks("dcgan64", shape, ngf=8, ndf=8), shape)
+
+
+def test_dcgan64_matches_pytorch_examples_parameter_counts():
+  g_vars, d_vars = _run(*_networks("dcgan64", (64, 64, 3), ngf=64, ndf=64), (64, 64, 3),
+                        batch=2)
+  # sum(p.numel() for p in net.parameters()) of pytorch/examples' dcgan, nc=3.
+  assert _count(g_vars["params"]) == 3_576_704
+  assert _count(d_vars["params"]) == 2_765_568
+  kernels = [x for path, x in jax.tree_util.tree_leaves_with_path(g_vars["params"])
+             if "kernel" in jax.tree_util.keystr(path)]
+  assert abs(float(jnp.std(jnp.concatenate([k.ravel() for k in kernels]))) - 0.02) < 2e-3
+
+
+def test_mlp_shapes_and_maxout():
+  generator = MLPGenerator((28, 28, 1), hidden=(32, 32), output_activation="sigmoid")
+  discriminator = MLPDiscriminator(hidden=(16, 8), pieces=5)
+  _, d_vars = _run(generator, discriminator, (28, 28, 1))
+  assert d_vars["params"]["Maxout_0"]["Dense_0"]["kernel"].shape == (784, 16 * 5)
+
+
+def test_model_rejects_image_size_it_cannot_make():
+  with pytest.raises(config_base.ConfigError, match="power of two"):
+    _networks("dcgan64", (28, 28, 1), ngf=8, ndf=8)
+  with pytest.raises(config_base.ConfigError, match="choose one of"):
+    _networks("resnet9000", (28, 28, 1))
+
+
+@pytest.mark.parametrize("kernel,stride,padding,size", [
+    (5, 2, "SAME", 7), (5, 2, "SAME", 14), (5, 1, "SAME", 7), (3, 2, "SAME", 5),
+    (4, 2, ((2, 2), (2, 2)), 8), (4, 1, "VALID", 1), (3, 3, "VALID", 4),
+])
+def test_subpixel_conv_transpose_equals_flax(kernel, stride, padding, size):
+  x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 1, 5))
+  reference = nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride),
+                               padding=padding)
+  variables = reference.init(jax.random.PRNGKey(1), x)
+  variables = jax.tree.map(lambda v: jax.random.normal(KEY, v.shape), variables)
+  expected = reference.apply(variables, x)
+  for impl in ("subpixel", "xla"):
+    ours = ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding=padding,
+                         impl=impl)
+    np.testing.assert_allclose(ours.apply(variables, x), expected, rtol=1e-5, atol=1e-5)

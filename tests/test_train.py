@@ -1,0 +1,121 @@
+"""End to end: every config trains a few steps on tiny sizes; resume; the command line."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+import tensorflow_datasets as tfds
+
+from gax import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_config(name: str, arg: str | None = None):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def tiny(config, steps=3):
+  """Shrinks a config to a few CPU-seconds per step, keeping its model and loss."""
+  config.batch_size = 8
+  config.num_train_steps = steps
+  config.log_every = 1
+  config.sample_every = 2
+  config.checkpoint_every = 2
+  config.num_samples = 4
+  if config.model.name == "mlp":
+    config.model.g_hidden, config.model.d_hidden = (32,), (16,)
+  if config.model.name == "dcgan64":
+    config.model.ngf = config.model.ndf = 8
+    config.data.image_size = 32
+  return config
+
+
+def read_metrics(workdir: Path) -> list[dict]:
+  """metrics.jsonl without the wall-clock speed, which differs run to run."""
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [{k: v for k, v in r.items() if k != "steps_per_s"} for r in records]
+
+
+def restore_params(workdir: Path, step: int):
+  return ocp.StandardCheckpointer().restore(
+      (workdir / "checkpoints" / str(step) / "default").absolute())["params"]
+
+
+@pytest.mark.parametrize("name", ["gan_mnist", "dcgan_mnist", "lsgan_mnist", "dcgan64"])
+def test_config_trains_and_fills_the_workdir(name, tmp_path):
+  config = tiny(load_config(name))
+  final = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(final["d_loss"]) and np.isfinite(final["g_loss"])
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert saved["model"]["name"] == config.model.name and saved["num_train_steps"] == 3
+  records = read_metrics(tmp_path)
+  assert [r["step"] for r in records] == [1, 2, 3]
+  for key in ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"):
+    assert np.isfinite(records[-1][key]), key
+  assert list(tmp_path.glob("events.out.tfevents.*"))
+  pngs = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
+  assert pngs == ["step_000000.png", "step_000002.png", "step_000003.png"]
+  assert (tmp_path / "samples.gif").stat().st_size > 0
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [2, 3]
+
+
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path):
+  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=6), str(straight))
+  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=3), str(resumed))
+  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=6), str(resumed))
+  assert [r["step"] for r in read_metrics(resumed)] == [1, 2, 3, 4, 5, 6]
+  assert read_metrics(resumed) == read_metrics(straight)
+  for a, b in zip(jax.tree.leaves(restore_params(straight, 6)),
+                  jax.tree.leaves(restore_params(resumed, 6))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_tfds_dataset_under_mock_data(tmp_path):
+  config = tiny(load_config("dcgan_mnist", "dataset=mnist"), steps=2)
+  assert config.dataset == "mnist"
+  with tfds.testing.mock_data(num_examples=16):
+    final = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(final["g_loss"])
+
+
+def _gax_main(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", "gax.main", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_command_line_overrides_and_config_argument(tmp_path):
+  result = _gax_main("--config=configs/gan_mnist.py:dataset=digits,optimizer=adam",
+                     f"--workdir={tmp_path}", "--config.num_train_steps=2",
+                     "--config.batch_size=16", "--config.model.g_hidden=(16,)",
+                     "--config.model.d_hidden=(8,)", "--config.optimizer.b1=0.6",
+                     "--config.log_every=1")
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert saved["dataset"] == "digits" and saved["optimizer"]["name"] == "adam"
+  assert saved["optimizer"]["b1"] == 0.6 and saved["model"]["g_hidden"] == [16]
+  assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]
+  assert "step 2/2" in result.stderr and "steps/s" in result.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--config.num_train_steps=-3", "config.num_train_steps = -3 must be > 0"),
+    ("--config.batch_size=0", "config.batch_size = 0 must be > 0"),
+    ("--config.dataset=no_such_dataset", "unknown dataset 'no_such_dataset'"),
+    ("--config.model.name=resnet9000", "unknown model 'resnet9000'"),
+])
+def test_bad_input_gets_one_clear_line(override, message, tmp_path):
+  result = _gax_main("--config=configs/dcgan_mnist.py", f"--workdir={tmp_path}",
+                     override)
+  assert result.returncode == 2
+  assert message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,91 @@
+"""The shared update factory: k D-steps, scan equals single steps, host equals device data."""
+
+import jax
+import numpy as np
+import pytest
+
+from gax import config_base, data, train, update, variants
+
+SHAPE = (8, 8, 1)
+
+
+def _config(**overrides):
+  config = config_base.base_config()
+  config.model = config_base.ml_collections.ConfigDict(dict(
+      name="mlp", noise_dim=4, noise="uniform", g_hidden=(16,), output_activation="tanh",
+      d_hidden=(8,), d_pieces=2, d_input_dropout=0.2, d_dropout=0.5))
+  config.batch_size = 4
+  config.update(overrides)
+  return config
+
+
+def _setup(config, on_device=True):
+  images = np.random.default_rng(0).integers(0, 256, (32, *SHAPE), dtype=np.uint8)
+  keys = train.stream_keys(config.seed)
+  batches = data.TrainBatches(images, keys["data"], config.batch_size, config.d_steps,
+                              on_device)
+  variant = variants.create_variant(config, SHAPE, np.float32)
+  optimizers = train.create_optimizers(config)
+  state = train.create_train_state(variant, optimizers, keys, SHAPE)
+  return images, batches, update.make_update_fn(variant, optimizers, batches), state
+
+
+def _run(config, num_dispatches, steps_per_dispatch=1, on_device=True):
+  images, batches, update_fn, state = _setup(config, on_device)
+  step_fn = update.make_train_step(update_fn, steps_per_dispatch, on_device)
+  history = []
+  for i in range(num_dispatches):
+    step_data = images if on_device else batches.host_batches(i * steps_per_dispatch,
+                                                              steps_per_dispatch)
+    state, metrics = step_fn(state, step_data)
+    history.append(metrics)
+  return state, jax.tree.map(lambda *m: np.concatenate(m), *history)
+
+
+def _assert_same_params(a, b, **tolerance):
+  for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):
+    np.testing.assert_allclose(x, y, **tolerance)
+
+
+@pytest.mark.parametrize("d_steps", [1, 3])
+def test_k_discriminator_steps_per_generator_step(d_steps):
+  state, metrics = _run(_config(d_steps=d_steps), num_dispatches=2)
+  assert int(state["step"]) == 2
+  assert int(state["opt_state"]["discriminator"][0].count) == 2 * d_steps
+  assert int(state["opt_state"]["generator"][0].count) == 2
+  expected = {"d_loss", "g_loss", "d_real", "d_fake", "d_fake_for_g", "d_grad_norm",
+              "g_grad_norm"}
+  assert expected <= set(metrics) and metrics["d_loss"].shape == (2,)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+  a, metrics_a = _run(_config(), 3)
+  b, metrics_b = _run(_config(), 3)
+  c, _ = _run(_config(seed=1), 3)
+  _assert_same_params(a, b, rtol=0, atol=0)
+  np.testing.assert_array_equal(metrics_a["g_loss"], metrics_b["g_loss"])
+  assert not np.allclose(jax.tree.leaves(a["params"])[0], jax.tree.leaves(c["params"])[0])
+
+
+def test_scan_over_steps_equals_one_step_per_dispatch():
+  single, metrics_single = _run(_config(d_steps=2), num_dispatches=4)
+  scanned, metrics_scanned = _run(_config(d_steps=2), num_dispatches=2,
+                                  steps_per_dispatch=2)
+  _assert_same_params(single, scanned, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(metrics_single["d_loss"], metrics_scanned["d_loss"],
+                             rtol=1e-5)
+
+
+@pytest.mark.parametrize("steps_per_dispatch", [1, 2])
+def test_host_batches_equal_device_batches(steps_per_dispatch):
+  on_device, _ = _run(_config(), 2, steps_per_dispatch, on_device=True)
+  on_host, _ = _run(_config(), 2, steps_per_dispatch, on_device=False)
+  _assert_same_params(on_device, on_host, rtol=1e-6, atol=1e-7)
+
+
+def test_train_state_is_donated():
+  images, _, update_fn, state = _setup(_config())
+  step_fn = update.make_train_step(update_fn, 1, True)
+  leaf = jax.tree.leaves(state["params"])[0]
+  step_fn(state, images)
+  assert leaf.is_deleted()  # the old state's buffers were reused for the new one
