@@ -16,7 +16,8 @@ def get_config(arg: str | None = None):
   config.data.image_size = 64
   config.data.channels = arg.channels
   config.model = config_base.ml_collections.ConfigDict(dict(
-      name="dcgan64", noise_dim=100, noise="normal", ngf=64, ndf=64))
+      name="dcgan64", noise_dim=100, noise="normal", ngf=64, ndf=64,
+      conv_transpose="auto"))
   config.loss.name = "non_saturating"
   config.optimizer.learning_rate = 2e-4
   config.optimizer.b1 = 0.5

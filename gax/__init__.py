@@ -1,0 +1,1 @@
+"""gax: GAN experiments in JAX on one compiled alternating update."""

@@ -21,8 +21,10 @@ def base_config() -> ml_collections.ConfigDict:
       on_device="auto",  # "auto", "yes" or "no": hold the dataset on the device
       max_device_bytes=4 * 2 ** 30,  # "auto" keeps datasets up to this size there
   ))
-  config.model = ml_collections.ConfigDict(dict(name="dcgan28", noise_dim=100,
-                                                noise="normal"))
+  config.model = ml_collections.ConfigDict(dict(
+      name="dcgan28", noise_dim=100, noise="normal",
+      conv_transpose="auto",  # "xla", "subpixel", or "auto" (subpixel on CPU)
+  ))
   config.loss = ml_collections.ConfigDict(dict(name="non_saturating", a=0.0, b=1.0,
                                                c=1.0))
   config.optimizer = ml_collections.ConfigDict(dict(

@@ -2,7 +2,6 @@
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +72,15 @@ def _save_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
   partial = workdir / "config.json.partial"
   partial.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
   partial.replace(workdir / "config.json")
+
+
+_CONSOLE_METRICS = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)",
+                    "d_fake": "D(G(z))"}
+
+
+def _format_console_metrics(metrics: dict[str, float]) -> str:
+  return "  ".join(f"{label} {metrics[key]:.4f}" for key, label in _CONSOLE_METRICS.items()
+                   if key in metrics)
 
 
 def _crossed(previous_step: int, step: int, every: int) -> bool:
@@ -193,6 +201,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     write_samples(state, 0)
 
   num_steps = config.num_train_steps
+  if start_step >= num_steps:
+    logging.info("The checkpoint is at step %d: nothing to train up to num_train_steps = %d",
+                 start_step, num_steps)
   step, last_metrics = start_step, {}
   timer_step, timer_start = step, time.perf_counter()
   while step < num_steps:
@@ -209,10 +220,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       for s in logged:
         last_metrics = {k: float(v[s - previous_step - 1]) for k, v in metrics.items()}
         writer.write_scalars(s, {**last_metrics, "steps_per_s": steps_per_s})
-      logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(x) %.3f  D(G(z)) %.3f  "
-                   "%.2f steps/s  ETA %s", step, num_steps, last_metrics["d_loss"],
-                   last_metrics["g_loss"], last_metrics["d_real"],
-                   last_metrics["d_fake"], steps_per_s,
+      logging.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, num_steps,
+                   _format_console_metrics(last_metrics), steps_per_s,
                    _format_duration((num_steps - step) / max(steps_per_s, 1e-9)))
     if is_writer and (_crossed(previous_step, step, config.sample_every)
                       or step == num_steps):

@@ -87,8 +87,10 @@ def test_tfds_catalog_under_mock_data():
   with tfds.testing.mock_data(num_examples=12):
     mnist = data.load_dataset(_data_config(), "mnist", "train")
     cifar = data.load_dataset(_data_config(image_size=16), "cifar10", "test")
+    faces = data.load_dataset(_data_config(image_size=16), "celeb_a", "train")
   assert mnist.images.shape == (12, 28, 28, 1) and mnist.labels.shape == (12,)
   assert cifar.images.shape == (12, 16, 16, 3)
+  assert faces.images.shape == (12, 16, 16, 3) and faces.labels is None
 
 
 def test_unknown_dataset_lists_choices():

@@ -32,7 +32,9 @@ def _dcgan28(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networ
   if height % 4 or width % 4:
     raise config_base.ConfigError(f"model 'dcgan28' needs height and width divisible by 4 "
                      f"(28x28 as in the tutorial); the data is {height}x{width}")
-  return DCGAN28Generator(shape, dtype=dtype), DCGAN28Discriminator(dtype=dtype)
+  impl = cfg.get("conv_transpose", "auto")
+  return (DCGAN28Generator(shape, dtype=dtype, conv_transpose=impl),
+          DCGAN28Discriminator(dtype=dtype))
 
 
 def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networks:
@@ -41,7 +43,8 @@ def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networ
     raise config_base.ConfigError(f"model 'dcgan64' needs square images whose side is a power of "
                      f"two >= 8 (64x64 as in Radford et al.); the data is "
                      f"{height}x{width}")
-  return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype),
+  return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype,
+                           conv_transpose=cfg.get("conv_transpose", "auto")),
           DCGAN64Discriminator(cfg.ndf, dtype=dtype))
 
 

@@ -27,6 +27,7 @@ class DCGAN28Generator(nn.Module):
 
   image_shape: tuple[int, int, int]
   dtype: jnp.dtype = jnp.float32
+  conv_transpose: str = "auto"  # see gax.models.layers.ConvTranspose
 
   @nn.compact
   def __call__(self, z, train: bool = True):
@@ -40,12 +41,12 @@ class DCGAN28Generator(nn.Module):
     x = x.reshape((z.shape[0], height // 4, width // 4, 256))
     for features, stride in ((128, 1), (64, 2)):
       x = ConvTranspose(features, (5, 5), strides=(stride, stride), padding="SAME",
-                           use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
-                           dtype=self.dtype)(x)
+                        use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
+                        dtype=self.dtype, impl=self.conv_transpose)(x)
       x = act(norm()(x))
     x = ConvTranspose(channels, (5, 5), strides=(2, 2), padding="SAME",
-                         use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
-                         dtype=self.dtype)(x)
+                      use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
+                      dtype=self.dtype, impl=self.conv_transpose)(x)
     return jnp.tanh(x)
 
 
@@ -81,6 +82,7 @@ class DCGAN64Generator(nn.Module):
   image_shape: tuple[int, int, int]
   ngf: int = 64
   dtype: jnp.dtype = jnp.float32
+  conv_transpose: str = "auto"  # see gax.models.layers.ConvTranspose
 
   @nn.compact
   def __call__(self, z, train: bool = True):
@@ -91,18 +93,19 @@ class DCGAN64Generator(nn.Module):
                                 dtype=self.dtype)
     x = z.reshape((z.shape[0], 1, 1, z.shape[-1])).astype(self.dtype)
     x = ConvTranspose(self.ngf * 2 ** (num_up - 1), (4, 4), padding="VALID",
-                         use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
-                         dtype=self.dtype)(x)
+                      use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
+                      dtype=self.dtype, impl=self.conv_transpose)(x)
     x = nn.relu(norm()(x))
     for i in range(num_up - 1, 0, -1):
       # PyTorch's ConvTranspose2d(k=4, s=2, p=1) pads the dilated input by k - 1 - p = 2.
       x = ConvTranspose(self.ngf * 2 ** (i - 1), (4, 4), strides=(2, 2),
-                           padding=((2, 2), (2, 2)), use_bias=False,
-                           kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype)(x)
+                        padding=((2, 2), (2, 2)), use_bias=False,
+                        kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype,
+                        impl=self.conv_transpose)(x)
       x = nn.relu(norm()(x))
     x = ConvTranspose(channels, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
-                         use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
-                         dtype=self.dtype)(x)
+                      use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
+                      dtype=self.dtype, impl=self.conv_transpose)(x)
     return jnp.tanh(x)
 
 

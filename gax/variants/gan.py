@@ -88,7 +88,7 @@ class GAN:
                "d_fake_for_g": jnp.mean(self.loss.output_to_score(fake_out))}
     return loss, ({"generator": g_stats, "discriminator": d_stats}, metrics)
 
-  def sample_inputs(self, key: Array, count: int, dataset=None) -> Array:
+  def sample_inputs(self, key: Array, count: int) -> Array:
     """The fixed inputs of the sample grids: noise vectors."""
     return self.sample_noise(key, count)
 
