@@ -51,7 +51,8 @@ def main(argv):
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
-  flops_per_step = float(cost.get("flops", 0.0)) / count
+  # XLA counts a while loop's body once, so a scanned call reports one step's FLOPs.
+  flops_per_step = float(cost.get("flops", 0.0))
 
   for _ in range(FLAGS.warmup):
     state, metrics = compiled(state, runner.data_for(state, count))

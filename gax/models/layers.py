@@ -1,12 +1,12 @@
-"""A transposed convolution computed as one stride-1 convolution and depth-to-space.
+"""A transposed convolution computed as stride-1 convolutions and depth-to-space.
 
 A stride-s transposed convolution sends output pixel s*q + r (phase r) a stride-1
-correlation of the input with the taps w[t0(r) + s*m] of the kernel. Stacking the s*s
-phases as output channels gives one ordinary convolution whose result, rearranged
-depth-to-space, is the transposed convolution exactly. XLA's CPU backend runs the
-ordinary convolution many times faster than the input-dilated one it would otherwise
-emit. Parameters ("kernel", "bias") are laid out as in `flax.linen.ConvTranspose`, so
-the two are interchangeable on the same checkpoint.
+correlation of the input with the taps w[t0(r) + s*m] of the kernel. Computing the s*s
+phases as ordinary convolutions and interleaving them (depth-to-space) gives the
+transposed convolution exactly. XLA's CPU backend runs ordinary convolutions several
+times faster than the input-dilated one it would otherwise emit. Parameters ("kernel",
+"bias") are laid out as in `flax.linen.ConvTranspose`, so the two are interchangeable on
+the same checkpoint.
 """
 
 from collections.abc import Sequence
@@ -52,37 +52,62 @@ def subpixel_supported(in_size: int, k: int, s: int, low: int, high: int) -> boo
   return out > 0 and out % s == 0
 
 
+def _phase_conv(x, kernel, offsets, out_size, precision):
+  """Stride-1 correlation of x with the kernel taps of one phase (or several stacked)."""
+  pads = [(-c, q - 1 + c + length - 1 - (size - 1)) for c, q, length, size in
+          zip(offsets, out_size, kernel.shape[:2], x.shape[1:3])]
+  return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1), pads,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      precision=precision)
+
+
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
                             padding: Padding, precision=None) -> jax.Array:
-  """Equals `lax.conv_transpose(x, kernel, strides, padding)` in NHWC / HWIO layout."""
+  """Equals `lax.conv_transpose(x, kernel, strides, padding)` in NHWC / HWIO layout.
+
+  Phases whose taps fit one shared window with little waste (5x5 kernels, stride 2)
+  run as one convolution with s*s times the output channels; otherwise (4x4 kernels,
+  stride 2, where the shared window would hold 2.25x the taps) each phase runs as its
+  own convolution with exactly its taps.
+  """
   (k_h, k_w, c_in, c_out), (s_h, s_w) = kernel.shape, strides
   pads = _padding_pairs(padding, (k_h, k_w), strides)
-  axes = []
-  for size, k, s, (low, high) in zip(x.shape[1:3], (k_h, k_w), strides, pads):
-    out = (size - 1) * s + 1 + low + high - k + 1
-    phases = _phase_taps(k, s, low)
+  phases_h, phases_w = (_phase_taps(k, s, low) for k, s, (low, _) in
+                        zip((k_h, k_w), strides, pads))
+  out_size = [((size - 1) * s + 1 + low + high - k + 1) // s for size, k, s, (low, high)
+              in zip(x.shape[1:3], (k_h, k_w), strides, pads)]
+  windows = []
+  for phases in (phases_h, phases_w):
     start = min(c for c, _ in phases)
-    length = max(c - start + len(taps) for c, taps in phases)
-    # select[r, l, t] = 1 where phase r's window position l reads kernel tap t.
-    select = np.zeros((s, length, k), np.float32)
-    for r, (c, taps) in enumerate(phases):
-      for m, t in enumerate(taps):
-        select[r, c - start + m, t] = 1.0
-    axes.append((out // s, start, length, select))
-  (q_h, start_h, len_h, sel_h), (q_w, start_w, len_w, sel_w) = axes
-  # [r_h, l_h, r_w, l_w, c_in, c_out] -> HWIO with the s_h*s_w phases in the O axis.
-  phase_kernel = jnp.einsum("alt,bmu,tuio->lmiabo", sel_h, sel_w, kernel,
-                            precision=jax.lax.Precision.HIGHEST)
-  phase_kernel = phase_kernel.reshape(len_h, len_w, c_in, s_h * s_w * c_out)
-  conv_pads = [(-start, q - 1 + start + length - 1 - (size - 1))
-               for q, start, length, size in ((q_h, start_h, len_h, x.shape[1]),
-                                              (q_w, start_w, len_w, x.shape[2]))]
-  y = jax.lax.conv_general_dilated(
-      x, phase_kernel.astype(x.dtype), (1, 1), conv_pads,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
+    windows.append((start, max(c - start + len(taps) for c, taps in phases)))
+  (start_h, len_h), (start_w, len_w) = windows
   batch = x.shape[0]
-  y = y.reshape(batch, q_h, q_w, s_h, s_w, c_out).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(batch, q_h * s_h, q_w * s_w, c_out)
+  if len_h * len_w * s_h * s_w <= 1.5 * k_h * k_w:
+    # One convolution over a shared window; select[r, l, t] = 1 where phase r's window
+    # position l reads kernel tap t.
+    selects = []
+    for phases, start, length, k in ((phases_h, start_h, len_h, k_h),
+                                     (phases_w, start_w, len_w, k_w)):
+      select = np.zeros((len(phases), length, k), np.float32)
+      for r, (c, taps) in enumerate(phases):
+        for m, t in enumerate(taps):
+          select[r, c - start + m, t] = 1.0
+      selects.append(select)
+    phase_kernel = jnp.einsum("alt,bmu,tuio->lmiabo", *selects, kernel,
+                              precision=jax.lax.Precision.HIGHEST)
+    phase_kernel = phase_kernel.reshape(len_h, len_w, c_in, s_h * s_w * c_out)
+    y = _phase_conv(x, phase_kernel, (start_h, start_w), out_size, precision)
+    y = y.reshape(batch, *out_size, s_h, s_w, c_out)
+  else:
+    rows = []
+    for c_h, taps_h in phases_h:
+      row = [_phase_conv(x, kernel[np.array(taps_h)][:, np.array(taps_w)], (c_h, c_w),
+                         out_size, precision)
+             for c_w, taps_w in phases_w]
+      rows.append(jnp.stack(row, axis=3))  # [B, Qh, Qw, s_w, C]
+    y = jnp.stack(rows, axis=3)  # [B, Qh, Qw, s_h, s_w, C]
+  y = y.transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(batch, out_size[0] * s_h, out_size[1] * s_w, c_out)
 
 
 class ConvTranspose(nn.Module):
