@@ -40,7 +40,6 @@ def main(argv):
   if FLAGS.dtype:
     config.dtype = FLAGS.dtype
   config.steps_per_dispatch = FLAGS.steps_per_dispatch
-  config.num_train_steps = max(config.num_train_steps, 1)
   experiment = train.create_experiment(config)
   runner = experiment.step_runner()
   state = experiment.initial_state()

@@ -47,8 +47,13 @@ def _phase_taps(k: int, s: int, low: int):
   return phases
 
 
+def _output_size(in_size: int, k: int, s: int, low: int, high: int) -> int:
+  """Length of the transposed convolution's output along one axis."""
+  return (in_size - 1) * s + 1 + low + high - k + 1
+
+
 def subpixel_supported(in_size: int, k: int, s: int, low: int, high: int) -> bool:
-  out = (in_size - 1) * s + 1 + low + high - k + 1
+  out = _output_size(in_size, k, s, low, high)
   return out > 0 and out % s == 0
 
 
@@ -74,7 +79,7 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[i
   pads = _padding_pairs(padding, (k_h, k_w), strides)
   phases_h, phases_w = (_phase_taps(k, s, low) for k, s, (low, _) in
                         zip((k_h, k_w), strides, pads))
-  out_size = [((size - 1) * s + 1 + low + high - k + 1) // s for size, k, s, (low, high)
+  out_size = [_output_size(size, k, s, low, high) // s for size, k, s, (low, high)
               in zip(x.shape[1:3], (k_h, k_w), strides, pads)]
   windows = []
   for phases in (phases_h, phases_w):
