@@ -49,6 +49,22 @@ def base_config() -> ml_collections.ConfigDict:
   config.num_samples = 64  # images in each sample grid
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
+  config.eval_every = 0  # > 0: evaluate every so many steps and at the end
+  config.eval = ml_collections.ConfigDict(dict(
+      split="test",  # the held-out split generated images are compared with
+      num_samples=10000,  # generated images per evaluation
+      batch_size=500,  # generation batch
+      features="digit_classifier",  # or "package.module:function" (see README)
+      classifier_seed=0,
+      cache_dir=config_dict.placeholder(str),  # None: $GAX_CACHE_DIR or ~/.cache/gax
+      kid_subsets=100,
+      kid_subset_size=1000,
+      pr_k=3,  # neighbours of the precision/recall manifolds
+      is_splits=10,
+      parzen=True,  # Parzen-window log-likelihood, sigma chosen on held-out half
+      parzen_sigma_range=(0.1, 1.0),  # log-spaced grid, as in Goodfellow et al.'s code
+      parzen_num_sigmas=10,
+  ))
   return config
 
 
@@ -73,6 +89,16 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   return parsed
 
 
+def load_json(path) -> ml_collections.ConfigDict:
+  """A run's saved config.json over today's defaults (fields added since keep defaults)."""
+  import json
+  from pathlib import Path
+
+  config = base_config()
+  config.update(json.loads(Path(path).read_text()))
+  return config
+
+
 class ConfigError(ValueError):
   """A config field with an impossible value; the message names the field."""
 
@@ -95,6 +121,16 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   for name in ("g_learning_rate", "d_learning_rate"):
     value = config.optimizer.get(name)
     checks.append((f"optimizer.{name}", value is None or value > 0, "must be > 0"))
+  checks += [
+      ("eval_every", config.eval_every >= 0, "must be >= 0 (0: no evaluation)"),
+      ("eval.num_samples", config.eval.num_samples >= 2, "must be >= 2"),
+      ("eval.parzen_sigma_range", 0 < config.eval.parzen_sigma_range[0]
+       <= config.eval.parzen_sigma_range[1], "must be (low, high) with 0 < low <= high"),
+  ]
+  for name in ("eval.batch_size", "eval.kid_subsets", "eval.kid_subset_size", "eval.pr_k",
+               "eval.is_splits", "eval.parzen_num_sigmas"):
+    value = config.eval[name.split(".")[1]]
+    checks.append((name, value >= 1, "must be >= 1"))
   for name in ("log_every", "sample_every", "checkpoint_every", "num_samples",
                "keep_checkpoints"):
     checks.append((name, config[name] >= 1, "must be >= 1"))

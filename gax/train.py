@@ -1,6 +1,8 @@
 """Training: small pure functions, and `train_and_evaluate(config, workdir)` that runs them."""
 
 import dataclasses
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gax import checkpoint as checkpoint_lib
-from gax import config_base, optim, variants, writers
+from gax import config_base, evaluation, files, optim, variants, writers
 from gax import data as data_lib
 from gax import images as images_lib
 from gax import update as update_lib
@@ -69,9 +71,8 @@ def _format_duration(seconds: float) -> str:
 
 
 def _save_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
-  partial = workdir / "config.json.partial"
-  partial.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-  partial.replace(workdir / "config.json")
+  files.write_atomically(workdir / "config.json",
+                         config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
 
 
 _CONSOLE_METRICS = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)",
@@ -150,6 +151,54 @@ class StepRunner:
     return self.step_fn(count)(state, self.data_for(state, count))
 
 
+class PeriodicEvaluator:
+  """Evaluates during training: eval/* in metrics.jsonl, eval/step_N.json, and the best
+  state by FID kept in `best_checkpoint/` and named in `best.json`."""
+
+  def __init__(self, experiment: Experiment, workdir: Path, writer: writers.MetricWriter,
+               is_writer: bool, start_step: int):
+    self._experiment, self._workdir = experiment, workdir
+    self._writer, self._is_writer = writer, is_writer
+    self._evaluate = None  # built at the first evaluation: it may train a classifier
+    self._best_checkpointer = None
+    best_file = workdir / "best.json"
+    self.best = json.loads(best_file.read_text()) if best_file.exists() else None
+    if self.best is not None and self.best["step"] > start_step and is_writer:
+      # From steps this resumed run will redo: they will be evaluated again.
+      best_file.unlink()
+      shutil.rmtree(workdir / "best_checkpoint", ignore_errors=True)
+      self.best = None
+
+  def evaluate(self, state: update_lib.TrainState, step: int) -> dict[str, Any]:
+    if self._evaluate is None:
+      self._evaluate = evaluation.create_evaluation(self._experiment.config,
+                                                    self._experiment.variant)
+    start = time.perf_counter()
+    result = {"step": step, **self._evaluate(state)}
+    logging.info("eval at step %d (%.1f s): FID %.3f (real floor %.3f)  KID %.4f  "
+                 "precision %.3f  recall %.3f", step, time.perf_counter() - start,
+                 result["fid"], result.get("fid_real_floor", float("nan")), result["kid"],
+                 result["precision"], result["recall"])
+    if not self._is_writer:
+      return result
+    self._writer.write_scalars(step, evaluation.scalars(result))
+    files.write_json(self._workdir / "eval" / f"step_{step}.json", result)
+    if self.best is None or result["fid"] < self.best["fid"]:
+      if self._best_checkpointer is None:
+        self._best_checkpointer = checkpoint_lib.Checkpointer(
+            self._workdir / "best_checkpoint", max_to_keep=1)
+      self._best_checkpointer.save(step, state)
+      self._best_checkpointer.wait()
+      self.best = {"step": step, "fid": result["fid"],
+                   "checkpoint": f"best_checkpoint/{step}"}
+      files.write_json(self._workdir / "best.json", self.best)
+    return result
+
+  def close(self) -> None:
+    if self._best_checkpointer is not None:
+      self._best_checkpointer.close()
+
+
 def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
   """Validates the config, loads the data and builds the variant and optimizers."""
   mesh = create_mesh(config.num_devices)
@@ -186,6 +235,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _save_config(config, workdir)
   writer = writers.MetricWriter(workdir, start_step, enabled=is_writer)
   train_steps = experiment.step_runner()
+  evaluator = PeriodicEvaluator(experiment, workdir, writer, is_writer, start_step)
 
   variant = experiment.variant
   sample_inputs = variant.sample_inputs(experiment.keys["samples"], config.num_samples)
@@ -228,8 +278,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       write_samples(state, step)
     if _crossed(previous_step, step, config.checkpoint_every) or step == num_steps:
       checkpointer.save(step, state)
+    if config.eval_every and (_crossed(previous_step, step, config.eval_every)
+                              or step == num_steps):
+      evaluator.evaluate(state, step)
 
   checkpointer.close()
+  evaluator.close()
   writer.close()
   if is_writer:
     frames = sorted((workdir / "samples").glob("step_*.png"))

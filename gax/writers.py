@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from gax import files
+
 
 def _truncate_after(path: Path, step: int) -> None:
   """Drops records past `step`: a resumed run rewrites what the lost steps logged."""
@@ -13,9 +15,7 @@ def _truncate_after(path: Path, step: int) -> None:
     return
   kept = [line for line in path.read_text().splitlines()
           if line.strip() and json.loads(line)["step"] <= step]
-  partial = path.with_suffix(".jsonl.partial")
-  partial.write_text("".join(line + "\n" for line in kept))
-  partial.replace(path)
+  files.write_atomically(path, "".join(line + "\n" for line in kept))
 
 
 class MetricWriter:

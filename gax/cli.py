@@ -1,0 +1,43 @@
+"""What gax's commands share: flag parsing and bad input reported in one line."""
+
+import logging as std_logging
+import sys
+from collections.abc import Callable
+
+from absl import flags, logging
+
+from gax import config_base
+from gax import data as data_lib
+
+
+class QuietLibraries(std_logging.Filter):
+  """Keeps orbax's per-save chatter out of the console; its warnings still show."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def fail(message: str) -> None:
+  print(f"gax: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad config file or argument reported in one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    message = str(e).strip().splitlines()[-1].strip()
+  except (AttributeError, KeyError) as e:  # ml_collections' answer to an unknown field
+    message = (f"unknown config field {str(e).strip(chr(34))} in a --config.* override; "
+               "gax/config_base.py lists every field")
+  fail(message)
+
+
+def run_command(command: Callable[[], None]) -> None:
+  """Runs a command's body; bad input (config or data) ends in one line and exit 2."""
+  logging.get_absl_handler().addFilter(QuietLibraries())
+  try:
+    command()
+  except (config_base.ConfigError, data_lib.DataError) as e:
+    fail(str(e))
