@@ -1,31 +1,84 @@
-"""Train-state checkpoints through an orbax CheckpointManager."""
+"""Train-state checkpoints through an orbax CheckpointManager, verified on restore.
 
+Each checkpoint holds the state and a SHA-256 digest of its arrays. Orbax writes a
+checkpoint into a temporary directory and renames it when complete, so a killed save
+never looks finished; the digest catches damage after that (a truncated or altered
+file). A damaged checkpoint is moved aside to `<directory>_damaged/` (never deleted)
+and the next newest one is used.
+"""
+
+import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
+
+
+def state_digest(state: dict[str, Any]) -> str:
+  """SHA-256 over every array of the state, in tree order (shapes and dtypes included)."""
+  digest = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(state))[0]:
+    array = np.asarray(leaf)
+    digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()
 
 
 class Checkpointer:
-  """Saves the train state every so often and restores the newest one."""
+  """Saves the train state every so often and restores the newest intact one."""
 
-  def __init__(self, directory: Path, max_to_keep: int):
+  def __init__(self, directory: Path, max_to_keep: int | None):
+    self.directory = Path(directory).absolute()
     self.manager = ocp.CheckpointManager(
-        Path(directory).absolute(),
+        self.directory, item_names=("state", "integrity"),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
   def save(self, step: int, state: dict[str, Any]) -> None:
     """Starts an asynchronous save; orbax copies the arrays off the device first."""
-    self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        integrity=ocp.args.JsonSave({"sha256": state_digest(state)})), force=True)
 
   def restore(self, step: int, like: dict[str, Any]) -> dict[str, Any]:
-    """Restores into the shapes, dtypes and shardings of `like`."""
+    """Restores step `step` into the shapes, dtypes and shardings of `like`.
+
+    Raises ValueError when the checkpoint cannot be read or its digest does not match.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), integrity=ocp.args.JsonRestore()))
+    except Exception as e:  # orbax and tensorstore raise many types for unreadable data
+      raise ValueError(f"unreadable ({type(e).__name__}: {str(e)[:200]})") from None
+    if state_digest(restored["state"]) != restored["integrity"]["sha256"]:
+      raise ValueError("its arrays do not match the SHA-256 digest saved with them")
+    return restored["state"]
+
+  def restore_latest(self, like: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest checkpoint that restores intact; damaged ones are moved aside."""
+    for step in reversed(self.all_steps()):
+      try:
+        return self.restore(step, like)
+      except ValueError as e:
+        aside = self.directory.with_name(self.directory.name + "_damaged") / str(step)
+        while aside.exists():
+          aside = aside.with_name(aside.name + "+")
+        aside.parent.mkdir(exist_ok=True)
+        shutil.move(str(self.directory / str(step)), str(aside))
+        self.manager.reload()
+        logging.warning("Skipped the checkpoint of step %d: %s. Moved it to %s and "
+                        "went back to an older one.", step, e, aside)
+    return None
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

@@ -1,13 +1,17 @@
 """What gax's commands share: flag parsing and bad input reported in one line."""
 
+import errno
 import logging as std_logging
 import sys
 from collections.abc import Callable
 
 from absl import flags, logging
 
-from gax import config_base
+from gax import config_base, files, train
 from gax import data as data_lib
+
+_STORAGE_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT,
+                   errno.ENOTDIR)
 
 
 class QuietLibraries(std_logging.Filter):
@@ -17,9 +21,9 @@ class QuietLibraries(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
 
 
-def fail(message: str) -> None:
+def fail(message: str, exit_code: int = 2) -> None:
   print(f"gax: error: {message}", file=sys.stderr)
-  sys.exit(2)
+  sys.exit(exit_code)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -39,5 +43,13 @@ def run_command(command: Callable[[], None]) -> None:
   logging.get_absl_handler().addFilter(QuietLibraries())
   try:
     command()
-  except (config_base.ConfigError, data_lib.DataError) as e:
+  except (config_base.ConfigError, data_lib.DataError, files.WorkdirBusyError) as e:
     fail(str(e))
+  except train.NonFiniteError as e:
+    fail(str(e), exit_code=3)
+  except OSError as e:
+    if e.errno not in _STORAGE_ERRORS:
+      raise
+    # Every write gax makes is atomic, so a failed one leaves the old file in place.
+    fail(f"{e.strerror or e} ({e.filename or 'workdir'}); nothing already written was "
+         "changed")

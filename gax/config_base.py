@@ -37,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
       eps=1e-8,
       momentum=0.0,  # sgd only
       decay_steps=0,  # > 0: linear decay to zero over the last decay_steps steps
+      d_max_column_norm=0.0,  # > 0: D's weight columns kept within this L2 norm
   ))
   config.batch_size = 256  # global batch, split over the devices
   config.num_train_steps = 1000  # generator updates
@@ -49,6 +50,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.num_samples = 64  # images in each sample grid
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
+  config.nan_policy = "stop"  # non-finite loss or gradient: "stop" the run or "skip" the step
+  config.inject_nan_at_step = 0  # > 0: poison that step's batch (tests the guard)
   config.eval_every = 0  # > 0: evaluate every so many steps and at the end
   config.eval = ml_collections.ConfigDict(dict(
       split="test",  # the held-out split generated images are compared with
@@ -89,6 +92,17 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   return parsed
 
 
+def load_config_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
+  """Calls `get_config(arg)` of a config file, as `--config=path:arg` does."""
+  import importlib.util
+  from pathlib import Path
+
+  spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
 def load_json(path) -> ml_collections.ConfigDict:
   """A run's saved config.json over today's defaults (fields added since keep defaults)."""
   import json
@@ -117,6 +131,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
        "must be 'float32' or 'bfloat16'"),
       ("data.on_device", config.data.on_device in ("auto", "yes", "no"),
        "must be 'auto', 'yes' or 'no'"),
+      ("nan_policy", config.nan_policy in ("stop", "skip"), "must be 'stop' or 'skip'"),
+      ("inject_nan_at_step", config.inject_nan_at_step >= 0, "must be >= 0 (0: never)"),
   ]
   for name in ("g_learning_rate", "d_learning_rate"):
     value = config.optimizer.get(name)

@@ -183,4 +183,3 @@ def scalars(result: dict[str, Any]) -> dict[str, float]:
   """The entries of an evaluation result that belong in metrics.jsonl."""
   return {f"eval/{k}": float(v) for k, v in result.items()
           if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
-

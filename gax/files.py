@@ -19,3 +19,46 @@ def write_atomically(path: Path, payload: bytes | str) -> None:
 
 def write_json(path: Path, payload: Any) -> None:
   write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+class WorkdirLock:
+  """Holds an exclusive lock on `workdir/lock` while a run uses the workdir.
+
+  The lock is an flock on an open file, so the operating system releases it when its
+  process dies, however it dies: a stale lock file from a killed run is simply taken.
+  """
+
+  def __init__(self, workdir: Path):
+    self.path = Path(workdir) / "lock"
+    self._file = None
+
+  def __enter__(self) -> "WorkdirLock":
+    import fcntl
+    import socket
+    import time
+
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    handle = self.path.open("a+")
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      handle.seek(0)
+      holder = handle.read().strip() or "another process"
+      handle.close()
+      raise WorkdirBusyError(
+          f"workdir {self.path.parent} is in use by a live gax run ({holder}); wait for "
+          "it to finish or choose another --workdir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    self._file = handle
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._file.close()  # closing releases the flock
+
+
+class WorkdirBusyError(RuntimeError):
+  """Another live run holds the workdir."""

@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,8 @@ class StepRunner:
     batch_sharding = NamedSharding(experiment.mesh, PartitionSpec(None, "data"))
     self._update = update_lib.make_update_fn(
         experiment.variant, experiment.optimizers, experiment.batches,
-        lambda x: jax.lax.with_sharding_constraint(x, batch_sharding))
+        lambda x: jax.lax.with_sharding_constraint(x, batch_sharding),
+        experiment.config.nan_policy, experiment.config.inject_nan_at_step)
     if self._batches.on_device:
       self._data_sharding = self._replicated
       self._data = jax.device_put(experiment.dataset.images, self._replicated)
@@ -217,19 +220,65 @@ def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
                     keys)
 
 
+class NonFiniteError(RuntimeError):
+  """A loss or gradient went NaN or infinite; the message names the step and quantity."""
+
+
+def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> str | None:
+  """None if every guarded metric is finite, else what went wrong and where."""
+  for offset in range(len(next(iter(metrics.values())))):
+    for name in update_lib.GUARDED_METRICS:
+      if name in metrics and not np.isfinite(metrics[name][offset]):
+        network = "discriminator" if name.startswith("d_") else "generator"
+        return (f"step {first_step + offset}: the {network}'s {name} is "
+                f"{metrics[name][offset]}")
+  return None
+
+
+class StopSignals:
+  """Turns SIGTERM and SIGINT into a request to stop after the current step."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def __enter__(self) -> "StopSignals":
+    if threading.current_thread() is threading.main_thread():
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc_info) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains (resuming from the newest checkpoint in `workdir`) and returns the last metrics."""
+  """Trains (resuming from the newest intact checkpoint in `workdir`); returns the last
+  logged metrics. SIGTERM or SIGINT stop it after the current step with a checkpoint."""
   workdir = Path(workdir)
   experiment = create_experiment(config)
   is_writer = jax.process_index() == 0
-  state = experiment.initial_state()
-
   workdir.mkdir(parents=True, exist_ok=True)
+  with files.WorkdirLock(workdir), StopSignals() as stop:
+    return _train(experiment, workdir, is_writer, stop)
+
+
+def _train(experiment: Experiment, workdir: Path, is_writer: bool,
+           stop: StopSignals) -> dict[str, Any]:
+  config = experiment.config
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints",
                                              config.keep_checkpoints)
-  if (latest := checkpointer.latest_step()) is not None:
-    state = checkpointer.restore(latest, state)
-    logging.info("Resumed from the checkpoint of step %d", latest)
+  state = checkpointer.restore_latest(experiment.initial_state())
+  if state is None:
+    state = experiment.initial_state()
+  else:
+    logging.info("Resumed from the checkpoint of step %d", int(state["step"]))
   start_step = int(state["step"])
   if is_writer:
     _save_config(config, workdir)
@@ -254,39 +303,95 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if start_step >= num_steps:
     logging.info("The checkpoint is at step %d: nothing to train up to num_train_steps = %d",
                  start_step, num_steps)
-  step, last_metrics = start_step, {}
+  step, saved_step, last_metrics = start_step, start_step, {}
   timer_step, timer_start = step, time.perf_counter()
-  while step < num_steps:
-    count = min(config.steps_per_dispatch, num_steps - step)
-    state, metrics = train_steps(state, count)
-    previous_step, step = step, step + count
-    logged = [s for s in range(previous_step + 1, step + 1)
-              if s % config.log_every == 0 or s == num_steps]
-    if logged:
-      metrics = jax.device_get(metrics)
-      elapsed = time.perf_counter() - timer_start
-      steps_per_s = (step - timer_step) / max(elapsed, 1e-9)
-      timer_step, timer_start = step, time.perf_counter()
-      for s in logged:
-        last_metrics = {k: float(v[s - previous_step - 1]) for k, v in metrics.items()}
-        writer.write_scalars(s, {**last_metrics, "steps_per_s": steps_per_s})
-      logging.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, num_steps,
-                   _format_console_metrics(last_metrics), steps_per_s,
-                   _format_duration((num_steps - step) / max(steps_per_s, 1e-9)))
-    if is_writer and (_crossed(previous_step, step, config.sample_every)
-                      or step == num_steps):
-      write_samples(state, step)
-    if _crossed(previous_step, step, config.checkpoint_every) or step == num_steps:
-      checkpointer.save(step, state)
-    if config.eval_every and (_crossed(previous_step, step, config.eval_every)
-                              or step == num_steps):
-      evaluator.evaluate(state, step)
-
-  checkpointer.close()
-  evaluator.close()
-  writer.close()
+  try:
+    while step < num_steps:
+      if stop.received:
+        if saved_step != step:
+          checkpointer.save(step, state)
+        logging.warning("Stopped by %s after step %d; the checkpoint is saved. Run the "
+                        "same command again to continue.", stop.received, step)
+        return last_metrics
+      count = min(config.steps_per_dispatch, num_steps - step)
+      state, metrics = train_steps(state, count)
+      previous_step, step = step, step + count
+      metrics = jax.device_get(metrics)  # small: a few scalars per step
+      if (problem := check_finite(metrics, previous_step + 1)) is not None:
+        if config.nan_policy == "stop":
+          raise NonFiniteError(
+              f"non-finite value at {problem}; stopped without saving, the last good "
+              f"checkpoint (step {saved_step}) is untouched. Lower the learning rate, or "
+              "set --config.nan_policy=skip to skip such steps")
+        logging.warning("Skipped the update of %s (config.nan_policy = 'skip')", problem)
+      logged = [s for s in range(previous_step + 1, step + 1)
+                if s % config.log_every == 0 or s == num_steps]
+      if logged:
+        elapsed = time.perf_counter() - timer_start
+        steps_per_s = (step - timer_step) / max(elapsed, 1e-9)
+        timer_step, timer_start = step, time.perf_counter()
+        for s in logged:
+          last_metrics = {k: float(v[s - previous_step - 1]) for k, v in metrics.items()}
+          writer.write_scalars(s, {**last_metrics, "steps_per_s": steps_per_s})
+        logging.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, num_steps,
+                     _format_console_metrics(last_metrics), steps_per_s,
+                     _format_duration((num_steps - step) / max(steps_per_s, 1e-9)))
+      if is_writer and (_crossed(previous_step, step, config.sample_every)
+                        or step == num_steps):
+        write_samples(state, step)
+      if _crossed(previous_step, step, config.checkpoint_every) or step == num_steps:
+        checkpointer.save(step, state)
+        saved_step = step
+      if config.eval_every and (_crossed(previous_step, step, config.eval_every)
+                                or step == num_steps):
+        evaluator.evaluate(state, step)
+  finally:
+    checkpointer.close()
+    evaluator.close()
+    writer.close()
   if is_writer:
     frames = sorted((workdir / "samples").glob("step_*.png"))
     if frames:
       images_lib.save_gif(frames, workdir / "samples.gif")
   return last_metrics
+
+
+def _checkpoint_to_evaluate(workdir: Path, step: str | None) -> tuple[Path, int]:
+  """(checkpoint directory, step) for --step, with a clear error when it is absent."""
+  if step == "best":
+    best_file = workdir / "best.json"
+    if not best_file.exists():
+      raise config_base.ConfigError(
+          f"{workdir} has no best.json: the run never evaluated (set config.eval_every)")
+    return workdir / "best_checkpoint", json.loads(best_file.read_text())["step"]
+  directory = workdir / "checkpoints"
+  available = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
+  if not available:
+    raise config_base.ConfigError(f"no checkpoints in {directory}")
+  if step is None:
+    return directory, available[-1]
+  if not step.isdigit() or int(step) not in available:
+    raise config_base.ConfigError(
+        f"--step={step} is not a checkpoint of this run; choose 'best' or one of "
+        f"{', '.join(map(str, available))}")
+  return directory, int(step)
+
+
+def evaluate_workdir(workdir: str, step: str | None = None,
+                     num_samples: int = 0) -> dict[str, Any]:
+  """Restores a checkpoint of the run in `workdir`, evaluates it and writes the JSON."""
+  workdir = Path(workdir)
+  if not (workdir / "config.json").exists():
+    raise config_base.ConfigError(f"{workdir} has no config.json: not a gax workdir")
+  config = config_base.load_json(workdir / "config.json")
+  if num_samples:
+    config.eval.num_samples = num_samples
+  directory, step_number = _checkpoint_to_evaluate(workdir, step)
+  experiment = create_experiment(config)
+  checkpointer = checkpoint_lib.Checkpointer(directory, max_to_keep=None)
+  state = checkpointer.restore(step_number, experiment.initial_state())
+  checkpointer.close()
+  result = {"step": step_number,
+            **evaluation.create_evaluation(config, experiment.variant)(state)}
+  files.write_json(workdir / "eval" / f"step_{step_number}.json", result)
+  return result

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from gax import data as data_lib
@@ -38,19 +39,36 @@ def _update_network(network, loss_fn, optimizer, opt_state, params, batch_stats,
   return params, _merge(batch_stats, new_stats), opt_state, metrics
 
 
+# Checked every step, in this order: the first non-finite one is the one reported.
+GUARDED_METRICS = ("d_loss", "d_grad_norm", "g_loss", "g_grad_norm")
+NAN_POLICIES = ("stop", "skip")
+
+
+def all_finite(metrics: dict[str, Array]) -> Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(metrics[name]))
+                            for name in GUARDED_METRICS if name in metrics]))
+
+
 def make_update_fn(variant, optimizers: dict[str, optax.GradientTransformation],
                    batches: data_lib.TrainBatches,
-                   constrain_batch: Callable[[Array], Array] = lambda x: x) -> StepFn:
+                   constrain_batch: Callable[[Array], Array] = lambda x: x,
+                   nan_policy: str = "stop", inject_nan_at_step: int = 0) -> StepFn:
   """Builds the (uncompiled) function that advances the state by one step.
 
   `batches.select(data, step)` gives the step's uint8 real images
-  [d_steps, batch, H, W, C]; `constrain_batch` places a batch on the mesh.
+  [d_steps, batch, H, W, C]; `constrain_batch` places a batch on the mesh. With
+  `nan_policy="skip"` a step whose losses or gradient norms are not finite leaves
+  params, batch statistics and optimizer state as they were ("stop" is the caller's
+  job: it sees the metrics). `inject_nan_at_step` > 0 poisons that step's real batch,
+  to test the guard.
   """
   d_steps = batches.batches_per_step
 
   def update(state: TrainState, data: Array) -> tuple[TrainState, dict[str, Array]]:
     step_key = jax.random.fold_in(state["key"], state["step"])
     real = constrain_batch(data_lib.to_model_range(batches.select(data, state["step"])))
+    if inject_nan_at_step:
+      real = jnp.where(state["step"] + 1 == inject_nan_at_step, jnp.nan, real)
     params, batch_stats = state["params"], state["batch_stats"]
     opt_state = dict(state["opt_state"])
     for i in range(d_steps):  # k is small: unrolled beats a loop on every backend
@@ -62,9 +80,13 @@ def make_update_fn(variant, optimizers: dict[str, optax.GradientTransformation],
         "generator", variant.generator_loss, optimizers["generator"],
         opt_state["generator"], params, batch_stats, real[-1],
         jax.random.fold_in(step_key, d_steps))
-    new_state = {**state, "step": state["step"] + 1, "params": params,
-                 "batch_stats": batch_stats, "opt_state": opt_state}
-    return new_state, {**d_metrics, **g_metrics}
+    metrics = {**d_metrics, **g_metrics}
+    learned = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}
+    if nan_policy == "skip":
+      finite = all_finite(metrics)
+      learned = jax.tree.map(lambda new, old: jnp.where(finite, new, old), learned,
+                             {name: state[name] for name in learned})
+    return {**state, **learned, "step": state["step"] + 1}, metrics
 
   return update
 

@@ -1,6 +1,5 @@
 """End to end: every config trains a few steps on tiny sizes; resume; the command line."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,16 +11,13 @@ import orbax.checkpoint as ocp
 import pytest
 import tensorflow_datasets as tfds
 
-from gax import train
+from gax import config_base, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_config(name: str, arg: str | None = None):
-  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_base.load_config_file(ROOT / "configs" / f"{name}.py", arg)
 
 
 def tiny(config, steps=3):
@@ -48,7 +44,7 @@ def read_metrics(workdir: Path) -> list[dict]:
 
 def restore_params(workdir: Path, step: int):
   return ocp.StandardCheckpointer().restore(
-      (workdir / "checkpoints" / str(step) / "default").absolute())["params"]
+      (workdir / "checkpoints" / str(step) / "state").absolute())["params"]
 
 
 @pytest.mark.parametrize("name", ["gan_mnist", "dcgan_mnist", "lsgan_mnist", "dcgan64"])

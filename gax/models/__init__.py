@@ -21,9 +21,10 @@ Networks = tuple[nn.Module, nn.Module]
 
 def _mlp(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networks:
   return (
-      MLPGenerator(shape, tuple(cfg.g_hidden), cfg.output_activation, dtype=dtype),
+      MLPGenerator(shape, tuple(cfg.g_hidden), cfg.output_activation,
+                   cfg.get("g_init_range", 0.0), dtype=dtype),
       MLPDiscriminator(tuple(cfg.d_hidden), cfg.d_pieces, cfg.d_input_dropout,
-                       cfg.d_dropout, dtype=dtype),
+                       cfg.d_dropout, cfg.get("d_init_range", 0.0), dtype=dtype),
   )
 
 

@@ -1,10 +1,20 @@
 """The fully connected GAN of Goodfellow et al. (2014): ReLU generator, maxout discriminator."""
 
+import functools
 import math
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+
+def _init(init_range: float) -> dict:
+  if not init_range:
+    return {}
+  uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+      key, shape, dtype, -init_range, init_range)
+  return {"kernel_init": uniform}
 
 
 class MLPGenerator(nn.Module):
@@ -13,14 +23,16 @@ class MLPGenerator(nn.Module):
   image_shape: tuple[int, int, int]
   hidden: Sequence[int] = (1200, 1200)
   output_activation: str = "tanh"
+  init_range: float = 0.0  # > 0: weights ~ U(-r, r) as in pylearn2; 0: Flax's default
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z, train: bool = True):
+    dense = functools.partial(nn.Dense, dtype=self.dtype, **_init(self.init_range))
     x = z
     for width in self.hidden:
-      x = nn.relu(nn.Dense(width, dtype=self.dtype)(x))
-    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(x)
+      x = nn.relu(dense(width)(x))
+    x = dense(math.prod(self.image_shape))(x)
     if self.output_activation == "tanh":
       x = jnp.tanh(x)
     elif self.output_activation == "sigmoid":
@@ -38,11 +50,12 @@ class Maxout(nn.Module):
 
   units: int
   pieces: int
+  init_range: float = 0.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    y = nn.Dense(self.units * self.pieces, dtype=self.dtype)(x)
+    y = nn.Dense(self.units * self.pieces, dtype=self.dtype, **_init(self.init_range))(x)
     return y.reshape((*y.shape[:-1], self.units, self.pieces)).max(axis=-1)
 
 
@@ -53,6 +66,7 @@ class MLPDiscriminator(nn.Module):
   pieces: int = 5
   input_dropout: float = 0.2
   dropout: float = 0.5
+  init_range: float = 0.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -60,6 +74,6 @@ class MLPDiscriminator(nn.Module):
     x = x.reshape((x.shape[0], -1)).astype(self.dtype)
     x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
     for width in self.hidden:
-      x = Maxout(width, self.pieces, dtype=self.dtype)(x)
+      x = Maxout(width, self.pieces, self.init_range, dtype=self.dtype)(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(1, dtype=self.dtype)(x)[:, 0]
+    return nn.Dense(1, dtype=self.dtype, **_init(self.init_range))(x)[:, 0]
