@@ -13,6 +13,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0
   config.variant = "gan"
   config.dataset = "mnist5k"
+  config.dataset_b = config_dict.placeholder(str)  # domain B of unpaired variants
   config.data = ml_collections.ConfigDict(dict(
       image_size=0,  # 0: the dataset's own size; else resized (center crop) to this
       channels=0,  # 0: the dataset's own channels; else converted to 1 or 3
@@ -20,13 +21,17 @@ def base_config() -> ml_collections.ConfigDict:
       num_fake_examples=1024,  # size of the "fake" dataset
       on_device="auto",  # "auto", "yes" or "no": hold the dataset on the device
       max_device_bytes=4 * 2 ** 30,  # "auto" keeps datasets up to this size there
+      crop_size=0,  # > 0: train on random crops of this size (CycleGAN: 286 -> 256)
+      random_flip=False,  # mirror training images left-right at random
   ))
   config.model = ml_collections.ConfigDict(dict(
       name="dcgan28", noise_dim=100, noise="normal",
       conv_transpose="auto",  # "xla", "subpixel", or "auto" (subpixel on CPU)
   ))
-  config.loss = ml_collections.ConfigDict(dict(name="non_saturating", a=0.0, b=1.0,
-                                               c=1.0))
+  config.loss = ml_collections.ConfigDict(dict(
+      name="non_saturating", a=0.0, b=1.0, c=1.0,
+      cycle_weight=10.0, identity_weight=0.5, pool_size=50,  # CycleGAN
+  ))
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adam",
       learning_rate=1e-4,

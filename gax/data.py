@@ -205,11 +205,42 @@ class TrainBatches:
   batch_size: int
   batches_per_step: int
   on_device: bool
+  crop_size: int = 0  # > 0: a random crop_size x crop_size window of each image
+  random_flip: bool = False  # mirror each image left-right with probability 1/2
 
   def __post_init__(self):
     if self.batch_size > len(self.images):
       raise DataError(f"batch_size {self.batch_size} is larger than the dataset "
                       f"({len(self.images)} images)")
+    if self.crop_size > min(self.images.shape[1:3]):
+      raise DataError(f"data.crop_size {self.crop_size} is larger than the images "
+                      f"({self.images.shape[1]}x{self.images.shape[2]})")
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    height, width, channels = self.images.shape[1:]
+    return (self.crop_size or height, self.crop_size or width, channels)
+
+  def _augment(self, batches: Array, numbers: Array) -> Array:
+    """Random crops and flips of [count, batch, H, W, C], drawn per batch number."""
+    if not (self.crop_size or self.random_flip):
+      return batches
+    height, width = self.image_shape[:2]
+
+    def one(image, key):
+      crop_key, flip_key = jax.random.split(key)
+      top = jax.random.randint(crop_key, (), 0, image.shape[0] - height + 1)
+      left = jax.random.randint(jax.random.fold_in(crop_key, 1), (), 0,
+                                image.shape[1] - width + 1)
+      image = jax.lax.dynamic_slice(image, (top, left, 0), (height, width, image.shape[2]))
+      if self.random_flip:
+        image = jnp.where(jax.random.uniform(flip_key) < 0.5, image[:, ::-1], image)
+      return image
+
+    augment_key = jax.random.fold_in(self.data_key, 0x61756700)  # "aug"
+    keys = jax.vmap(lambda n: jax.random.split(jax.random.fold_in(augment_key, n),
+                                               self.batch_size))(numbers)
+    return jax.vmap(jax.vmap(one))(batches, keys)
 
   def select(self, data: Array, step: Array) -> Array:
     """Inside the compiled step: this step's uint8 batches from `data`."""
@@ -218,7 +249,7 @@ class TrainBatches:
     numbers = step * self.batches_per_step + jnp.arange(self.batches_per_step)
     index = jax.vmap(lambda n: batch_indices(self.data_key, n, len(self.images),
                                              self.batch_size))(numbers)
-    return jnp.take(data, index, axis=0)
+    return self._augment(jnp.take(data, index, axis=0), numbers)
 
   def host_batches(self, first_step: int, num_steps: int) -> np.ndarray:
     """On the host: uint8 batches for steps [first_step, first_step + num_steps)."""
@@ -226,10 +257,54 @@ class TrainBatches:
                + np.arange(num_steps * self.batches_per_step))
     index = np.asarray(_host_indices(self.data_key, numbers, len(self.images),
                                      self.batch_size))
-    return self.images[index].reshape(num_steps, self.batches_per_step,
-                                      self.batch_size, *self.images.shape[1:])
+    batches = self.images[index]
+    if self.crop_size or self.random_flip:
+      batches = np.asarray(jax.jit(self._augment)(batches, numbers))
+    return batches.reshape(num_steps, self.batches_per_step, self.batch_size,
+                           *self.image_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnpairedBatches:
+  """Batches of two unpaired domains, each read in its own seeded order: every
+  argument and result is a dict {"a": ..., "b": ...}."""
+
+  domains: dict[str, TrainBatches]
+
+  @property
+  def images(self) -> dict[str, np.ndarray]:
+    return {name: batches.images for name, batches in self.domains.items()}
+
+  @property
+  def on_device(self) -> bool:
+    return self.domains["a"].on_device
+
+  @property
+  def batches_per_step(self) -> int:
+    return self.domains["a"].batches_per_step
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return self.domains["a"].image_shape
+
+  def select(self, data: dict[str, Array], step: Array) -> dict[str, Array]:
+    return {name: b.select(data[name], step) for name, b in self.domains.items()}
+
+  def host_batches(self, first_step: int, num_steps: int) -> dict[str, np.ndarray]:
+    return {name: b.host_batches(first_step, num_steps) for name, b in self.domains.items()}
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _host_indices(data_key, numbers, num_examples, batch_size):
   return jax.vmap(lambda n: batch_indices(data_key, n, num_examples, batch_size))(numbers)
+
+
+def domain_sources(dataset: str, dataset_b: str | None, split: str) -> dict[str, tuple]:
+  """(dataset name, split) of each domain of unpaired data: the two splits of a TFDS
+  `cycle_gan/*` dataset (trainA/trainB, testA/testB), or two datasets' same split."""
+  if dataset.startswith("cycle_gan/") and not dataset_b:
+    return {"a": (dataset, f"{split}A"), "b": (dataset, f"{split}B")}
+  if not dataset_b:
+    raise DataError("unpaired training needs two domains: a TFDS cycle_gan/* dataset, or "
+                    "config.dataset (domain A) and config.dataset_b (domain B)")
+  return {"a": (dataset, split), "b": (dataset_b, split)}

@@ -169,8 +169,59 @@ class GANEvaluation:
                       self.evaluator.classifier_accuracy)
 
 
+class CycleGANEvaluation:
+  """Translates each domain's held-out images and measures, per direction: label
+  preservation (the target domain's classifier still reads the source label), the
+  cycle L1 error, and FID (with its real floor) in the target domain."""
+
+  def __init__(self, config: ml_collections.ConfigDict, variant):
+    self.config, self.variant = config, variant
+    sources = data_lib.domain_sources(config.dataset, config.get("dataset_b"),
+                                      config.eval.split)
+    train_sources = data_lib.domain_sources(config.dataset, config.get("dataset_b"), "train")
+    self.evaluators = {}
+    for domain, (name, split) in sources.items():
+      train = data_lib.load_dataset(config.data, *train_sources[domain])
+      held_out = data_lib.load_dataset(config.data, name, split)
+      extract = create_feature_extractor(config.eval, train, held_out)
+      key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6576616C)
+      self.evaluators[domain] = DatasetEvaluator(config, train, held_out, extract, key)
+    self._translate = jax.jit(variant.translate, static_argnums=3)
+
+  def _translated(self, state, images: np.ndarray, direction: str) -> np.ndarray:
+    batch = self.config.eval.batch_size
+    return np.concatenate([np.asarray(self._translate(
+        state["params"], state["batch_stats"],
+        data_lib.to_model_range(images[start:start + batch]), direction))
+        for start in range(0, len(images), batch)])
+
+  def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
+    result = {}
+    for source, target in (("a", "b"), ("b", "a")):
+      direction = f"{source}2{target}"
+      held_out = self.evaluators[source].held_out
+      count = min(self.config.eval.num_samples, len(held_out))
+      images, labels = held_out.images[:count], held_out.labels
+      translated = self._translated(state, images, direction)
+      back = self._translated(state, data_lib.to_uint8(translated),
+                              f"{target}2{source}")
+      target_evaluator = self.evaluators[target]
+      compared = target_evaluator.compare(translated)
+      result[f"fid_{target}"] = compared["fid"]
+      result[f"fid_{target}_real_floor"] = target_evaluator.real_floor()["fid"]
+      result[f"cycle_l1_{source}"] = float(np.mean(np.abs(
+          back - data_lib.to_model_range(images))))
+      if labels is not None and getattr(target_evaluator.extract, "predict", None):
+        predicted = target_evaluator.extract.predict(data_lib.to_uint8(translated))
+        result[f"label_preservation_{direction}"] = float(
+            np.mean(predicted == labels[:count]))
+      result[f"classifier_accuracy_{target}"] = target_evaluator.classifier_accuracy
+    return result
+
+
 EVALUATIONS: dict[str, Callable[[ml_collections.ConfigDict, Any], Callable]] = {
     "gan": GANEvaluation,
+    "cyclegan": CycleGANEvaluation,
 }
 
 
@@ -183,3 +234,10 @@ def scalars(result: dict[str, Any]) -> dict[str, float]:
   """The entries of an evaluation result that belong in metrics.jsonl."""
   return {f"eval/{k}": float(v) for k, v in result.items()
           if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
+
+
+def headline_fid(result: dict[str, Any]) -> float:
+  """The FID that picks the best checkpoint: `fid`, or the mean over target domains."""
+  if "fid" in result:
+    return result["fid"]
+  return float(np.mean([result["fid_a"], result["fid_b"]]))

@@ -59,11 +59,32 @@ def create_train_state(variant, optimizers, keys, image_shape) -> update_lib.Tra
   }
 
 
-def keeps_data_on_device(data_config: ml_collections.ConfigDict,
-                         dataset: data_lib.ImageDataset) -> bool:
+def keeps_data_on_device(data_config: ml_collections.ConfigDict, num_bytes: int) -> bool:
   if data_config.on_device == "auto":
-    return dataset.images.nbytes <= data_config.max_device_bytes
+    return num_bytes <= data_config.max_device_bytes
   return data_config.on_device == "yes"
+
+
+def create_batches(config: ml_collections.ConfigDict, data_key: jax.Array):
+  """The training data in its seeded order: TrainBatches, or UnpairedBatches for the
+  two domains of an unpaired variant."""
+  if config.variant in variants.UNPAIRED:
+    sources = data_lib.domain_sources(config.dataset, config.get("dataset_b"), "train")
+  else:
+    sources = {"": (config.dataset, "train")}
+  datasets = {domain: data_lib.load_dataset(config.data, name, split)
+              for domain, (name, split) in sources.items()}
+  on_device = keeps_data_on_device(config.data,
+                                   sum(d.images.nbytes for d in datasets.values()))
+  batches = {domain: data_lib.TrainBatches(
+      dataset.images, jax.random.fold_in(data_key, i) if domain else data_key,
+      config.batch_size, config.d_steps, on_device, config.data.crop_size,
+      config.data.random_flip) for i, (domain, dataset) in enumerate(datasets.items())}
+  for domain, dataset in datasets.items():
+    logging.info("Dataset %s%s: %d images of shape %s, kept on the %s", dataset.name,
+                 f" (domain {domain.upper()})" if domain else "", len(dataset),
+                 dataset.image_shape, "device" if on_device else "host")
+  return batches[""] if "" in batches else data_lib.UnpairedBatches(batches)
 
 
 def _format_duration(seconds: float) -> str:
@@ -97,8 +118,7 @@ class Experiment:
 
   config: ml_collections.ConfigDict
   mesh: Mesh
-  dataset: data_lib.ImageDataset
-  batches: data_lib.TrainBatches
+  batches: data_lib.TrainBatches | data_lib.UnpairedBatches
   variant: Any
   optimizers: dict[str, optax.GradientTransformation]
   keys: dict[str, jax.Array]
@@ -110,7 +130,7 @@ class Experiment:
   def initial_state(self) -> update_lib.TrainState:
     """A fresh train state, created directly with its (replicated) sharding."""
     return jax.jit(lambda: create_train_state(self.variant, self.optimizers, self.keys,
-                                              self.dataset.image_shape),
+                                              self.batches.image_shape),
                    out_shardings=self.replicated)()
 
   def step_runner(self) -> "StepRunner":
@@ -126,11 +146,11 @@ class StepRunner:
     batch_sharding = NamedSharding(experiment.mesh, PartitionSpec(None, "data"))
     self._update = update_lib.make_update_fn(
         experiment.variant, experiment.optimizers, experiment.batches,
-        lambda x: jax.lax.with_sharding_constraint(x, batch_sharding),
+        lambda batch: jax.lax.with_sharding_constraint(batch, batch_sharding),
         experiment.config.nan_policy, experiment.config.inject_nan_at_step)
     if self._batches.on_device:
       self._data_sharding = self._replicated
-      self._data = jax.device_put(experiment.dataset.images, self._replicated)
+      self._data = jax.device_put(experiment.batches.images, self._replicated)
     else:
       self._data_sharding = NamedSharding(experiment.mesh, PartitionSpec(None, None, "data"))
     self._compiled = {}
@@ -178,21 +198,20 @@ class PeriodicEvaluator:
                                                     self._experiment.variant)
     start = time.perf_counter()
     result = {"step": step, **self._evaluate(state)}
-    logging.info("eval at step %d (%.1f s): FID %.3f (real floor %.3f)  KID %.4f  "
-                 "precision %.3f  recall %.3f", step, time.perf_counter() - start,
-                 result["fid"], result.get("fid_real_floor", float("nan")), result["kid"],
-                 result["precision"], result["recall"])
+    logging.info("eval at step %d (%.1f s): %s", step, time.perf_counter() - start,
+                 "  ".join(f"{k} {v:.4g}" for k, v in evaluation.scalars(result).items()))
     if not self._is_writer:
       return result
     self._writer.write_scalars(step, evaluation.scalars(result))
     files.write_json(self._workdir / "eval" / f"step_{step}.json", result)
-    if self.best is None or result["fid"] < self.best["fid"]:
+    fid = evaluation.headline_fid(result)
+    if self.best is None or fid < self.best["fid"]:
       if self._best_checkpointer is None:
         self._best_checkpointer = checkpoint_lib.Checkpointer(
             self._workdir / "best_checkpoint", max_to_keep=1)
       self._best_checkpointer.save(step, state)
       self._best_checkpointer.wait()
-      self.best = {"step": step, "fid": result["fid"],
+      self.best = {"step": step, "fid": fid,
                    "checkpoint": f"best_checkpoint/{step}"}
       files.write_json(self._workdir / "best.json", self.best)
     return result
@@ -208,15 +227,11 @@ def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
   config_base.validate(config, mesh.devices.size)
   logging.info("Training on %d %s device(s): %s", mesh.devices.size,
                jax.default_backend(), mesh.devices.tolist())
-  dataset = data_lib.load_dataset(config.data, config.dataset, "train")
   keys = stream_keys(config.seed)
-  on_device = keeps_data_on_device(config.data, dataset)
-  batches = data_lib.TrainBatches(dataset.images, keys["data"], config.batch_size,
-                                  config.d_steps, on_device)
-  logging.info("Dataset %s: %d images of shape %s, kept on the %s", config.dataset,
-               len(dataset), dataset.image_shape, "device" if on_device else "host")
-  variant = variants.create_variant(config, dataset.image_shape, jnp.dtype(config.dtype))
-  return Experiment(config, mesh, dataset, batches, variant, create_optimizers(config),
+  batches = create_batches(config, keys["data"])
+  variant = variants.create_variant(config, batches.image_shape, jnp.dtype(config.dtype),
+                                    batches.images)
+  return Experiment(config, mesh, batches, variant, create_optimizers(config),
                     keys)
 
 
@@ -292,7 +307,8 @@ def _train(experiment: Experiment, workdir: Path, is_writer: bool,
 
   def write_samples(state, step):
     generated = sample_fn(state["params"], state["batch_stats"], sample_inputs)
-    grid = images_lib.make_grid(data_lib.to_uint8(generated))
+    grid = images_lib.make_grid(data_lib.to_uint8(generated),
+                                getattr(variant, "grid_columns", None))
     images_lib.save_png(workdir / "samples" / f"step_{step:06d}.png", grid)
     writer.write_image(step, "samples", grid)
 

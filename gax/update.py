@@ -66,19 +66,22 @@ def make_update_fn(variant, optimizers: dict[str, optax.GradientTransformation],
 
   def update(state: TrainState, data: Array) -> tuple[TrainState, dict[str, Array]]:
     step_key = jax.random.fold_in(state["key"], state["step"])
-    real = constrain_batch(data_lib.to_model_range(batches.select(data, state["step"])))
+    real = jax.tree.map(lambda x: constrain_batch(data_lib.to_model_range(x)),
+                        batches.select(data, state["step"]))
     if inject_nan_at_step:
-      real = jnp.where(state["step"] + 1 == inject_nan_at_step, jnp.nan, real)
+      real = jax.tree.map(
+          lambda x: jnp.where(state["step"] + 1 == inject_nan_at_step, jnp.nan, x), real)
     params, batch_stats = state["params"], state["batch_stats"]
     opt_state = dict(state["opt_state"])
+    batch = lambda i: jax.tree.map(lambda x: x[i], real)
     for i in range(d_steps):  # k is small: unrolled beats a loop on every backend
       params, batch_stats, opt_state["discriminator"], d_metrics = _update_network(
           "discriminator", variant.discriminator_loss, optimizers["discriminator"],
-          opt_state["discriminator"], params, batch_stats, real[i],
+          opt_state["discriminator"], params, batch_stats, batch(i),
           jax.random.fold_in(step_key, i))
     params, batch_stats, opt_state["generator"], g_metrics = _update_network(
         "generator", variant.generator_loss, optimizers["generator"],
-        opt_state["generator"], params, batch_stats, real[-1],
+        opt_state["generator"], params, batch_stats, batch(-1),
         jax.random.fold_in(step_key, d_steps))
     metrics = {**d_metrics, **g_metrics}
     learned = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}

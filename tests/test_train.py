@@ -33,6 +33,12 @@ def tiny(config, steps=3):
   if config.model.name == "dcgan64":
     config.model.ngf = config.model.ndf = 8
     config.data.image_size = 32
+  if config.variant == "cyclegan":
+    config.batch_size = 2
+    config.model.ngf = config.model.ndf = 8
+    config.model.num_blocks = 1
+    if config.data.crop_size:  # 286 -> 256 becomes 36 -> 32
+      config.data.image_size, config.data.crop_size = 36, 32
   return config
 
 
