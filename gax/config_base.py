@@ -114,7 +114,9 @@ def load_json(path) -> ml_collections.ConfigDict:
   from pathlib import Path
 
   config = base_config()
-  config.update(json.loads(Path(path).read_text()))
+  saved = json.loads(Path(path).read_text())
+  saved.pop("devices_used", None)  # a record of the run, not a setting
+  config.update(saved)
   return config
 
 

@@ -93,9 +93,10 @@ def _format_duration(seconds: float) -> str:
   return f"{hours:d}:{minutes:02d}:{seconds:02d}"
 
 
-def _save_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
-  files.write_atomically(workdir / "config.json",
-                         config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+def _save_config(config: ml_collections.ConfigDict, workdir: Path, num_devices: int) -> None:
+  """The resolved config, plus the number of devices the run actually uses."""
+  resolved = json.loads(config.to_json_best_effort())
+  files.write_json(workdir / "config.json", {**resolved, "devices_used": num_devices})
 
 
 _CONSOLE_METRICS = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)",
@@ -296,7 +297,7 @@ def _train(experiment: Experiment, workdir: Path, is_writer: bool,
     logging.info("Resumed from the checkpoint of step %d", int(state["step"]))
   start_step = int(state["step"])
   if is_writer:
-    _save_config(config, workdir)
+    _save_config(config, workdir, experiment.mesh.devices.size)
   writer = writers.MetricWriter(workdir, start_step, enabled=is_writer)
   train_steps = experiment.step_runner()
   evaluator = PeriodicEvaluator(experiment, workdir, writer, is_writer, start_step)

@@ -1,0 +1,189 @@
+"""Command line: python -m gax.sweep --config=configs/NAME.py[:arg] --sweep=FILE --workdir=DIR.
+
+A sweep file defines `sweep(add)` and calls `add(**overrides)` once per trial, with
+dotted config paths as keys: `add(**{"optimizer.learning_rate": 1e-4, "seed": 2})`.
+Each trial runs as its own `python -m gax.main` process in `DIR/<trial>/`, so a rerun
+skips finished trials and resumes unfinished ones; `--dry_run` prints those commands for
+a cluster scheduler instead. At the end, DIR/summary.csv and DIR/summary.md hold one row
+per trial: its overrides, final losses and the latest evaluation when there is one.
+"""
+
+import csv
+import importlib.util
+import itertools
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from absl import app, flags, logging
+
+from gax import cli, config_base, files
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", None, "Config file, optionally with :arg.")
+flags.DEFINE_string("sweep", None, "Python file defining sweep(add).")
+flags.DEFINE_string("workdir", None, "Directory that holds one workdir per trial.")
+flags.DEFINE_integer("parallel", 1, "Trials run at once (on GPUs: one GPU each).")
+flags.DEFINE_bool("dry_run", False, "Print one command per trial and run nothing.")
+flags.mark_flags_as_required(["config", "sweep", "workdir"])
+
+SUMMARY_METRICS = ("d_loss", "g_loss")
+
+
+def load_trials(sweep_file: str) -> list[dict[str, Any]]:
+  """The overrides of each trial, in the order `sweep(add)` adds them."""
+  path = Path(sweep_file)
+  if not path.is_file():
+    raise config_base.ConfigError(f"--sweep={sweep_file}: no such file")
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not callable(getattr(module, "sweep", None)):
+    raise config_base.ConfigError(f"{sweep_file} must define sweep(add)")
+  trials = []
+  module.sweep(lambda **overrides: trials.append(overrides))
+  if not trials:
+    raise config_base.ConfigError(f"{sweep_file}: sweep(add) added no trials")
+  return trials
+
+
+def apply_overrides(config, overrides: dict[str, Any]) -> None:
+  """Sets dotted fields; an unknown field is a ConfigError naming it."""
+  for dotted, value in overrides.items():
+    *parents, field = dotted.split(".")
+    node = config
+    try:
+      for parent in parents:
+        node = node[parent]
+      if field not in node:
+        raise KeyError(field)
+      node[field] = value
+    except (KeyError, TypeError) as e:
+      raise config_base.ConfigError(
+          f"sweep override {dotted}={value!r}: {e}; gax/config_base.py lists every "
+          "field") from None
+
+
+def trial_name(index: int, overrides: dict[str, Any]) -> str:
+  described = ",".join(f"{k}={v}" for k, v in overrides.items())
+  return f"{index:03d}_" + re.sub(r"[^A-Za-z0-9_.,=+-]", "", described)[:120]
+
+
+def _flag_value(value: Any) -> str:
+  if isinstance(value, (list, tuple)):
+    return repr(tuple(value))
+  return str(value)
+
+
+def trial_command(config_arg: str, workdir: Path, overrides: dict[str, Any]) -> list[str]:
+  return [sys.executable, "-m", "gax.main", f"--config={config_arg}",
+          f"--workdir={workdir}",
+          *(f"--config.{k}={_flag_value(v)}" for k, v in overrides.items())]
+
+
+def is_finished(workdir: Path, num_train_steps: int) -> bool:
+  steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
+  return bool(steps) and max(steps) >= num_train_steps
+
+
+def summarize(workdir: Path, trials: list[tuple[str, dict[str, Any]]]) -> list[dict]:
+  """One row per trial: name, overrides, final losses, latest evaluation scalars."""
+  rows = []
+  for name, overrides in trials:
+    row = {"trial": name, **{k: v for k, v in overrides.items()}}
+    metrics_file = workdir / name / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics_file.read_text().splitlines()
+               ] if metrics_file.exists() else []
+    train_records = [r for r in records if "d_loss" in r]
+    if train_records:
+      row["step"] = train_records[-1]["step"]
+      row.update({k: train_records[-1][k] for k in SUMMARY_METRICS})
+    evaluated = [r for r in records if any(k.startswith("eval/") for k in r)]
+    if evaluated:
+      row.update({k: v for k, v in evaluated[-1].items() if k.startswith("eval/")})
+    rows.append(row)
+  return rows
+
+
+def write_summary(workdir: Path, rows: list[dict]) -> None:
+  columns = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
+  partial = workdir / f"summary.csv.partial{os.getpid()}"
+  with partial.open("w", newline="") as f:
+    writer = csv.DictWriter(f, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+  partial.replace(workdir / "summary.csv")
+  cell = lambda v: f"{v:.5g}" if isinstance(v, float) else ("" if v is None else str(v))
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+  files.write_atomically(workdir / "summary.md", "\n".join(lines) + "\n")
+
+
+def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
+              dry_run: bool = False) -> list[dict]:
+  path, _, arg = config_arg.partition(":")
+  workdir = Path(workdir)
+  trials = []
+  for index, overrides in enumerate(load_trials(sweep_file)):
+    config = config_base.load_config_file(path, arg or None)
+    apply_overrides(config, overrides)  # every trial is checked before any runs
+    trials.append((trial_name(index, overrides), overrides, config.num_train_steps))
+  commands = [(name, trial_command(config_arg, workdir / name, overrides), steps)
+              for name, overrides, steps in trials]
+  if dry_run:
+    for _, command, _ in commands:
+      print(shlex.join(command))
+    return []
+  pending = [(name, command) for name, command, steps in commands
+             if not is_finished(workdir / name, steps)]
+  logging.info("Sweep of %d trials: %d finished already, %d to run, %d at a time",
+               len(commands), len(commands) - len(pending), len(pending), parallel)
+  workdir.mkdir(parents=True, exist_ok=True)
+  running, failed = {}, []
+  while pending or running:
+    while pending and len(running) < parallel:
+      name, command = pending.pop(0)
+      slot = next(i for i in range(parallel) if i not in running.values())
+      env = dict(os.environ)
+      if parallel > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot)  # one GPU per trial, where there are GPUs
+      (workdir / name).mkdir(parents=True, exist_ok=True)
+      log = (workdir / name / "log.txt").open("a")
+      process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+      running[process] = slot
+      logging.info("Started trial %s", name)
+    time.sleep(0.2)
+    for process in [p for p in running if p.poll() is not None]:
+      del running[process]
+      if process.returncode != 0:
+        failed.append((process.args[4].split("=", 1)[1], process.returncode))
+  rows = summarize(workdir, [(name, overrides) for name, overrides, _ in trials])
+  write_summary(workdir, rows)
+  if failed:
+    raise TrialsFailed("trials failed: " + ", ".join(
+        f"{w} (exit {rc}, see its log.txt)" for w, rc in failed))
+  return rows
+
+
+class TrialsFailed(RuntimeError):
+  """Some trials exited non-zero; the others' results are in the summary."""
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    cli.run_command(lambda: run_sweep(FLAGS.config, FLAGS.sweep, FLAGS.workdir,
+                                      FLAGS.parallel, FLAGS.dry_run))
+  except TrialsFailed as e:
+    cli.fail(str(e), exit_code=1)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,96 @@
+"""Sweeps (trials, summary, rerun skips) and 1-device versus 8-device training."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from test_train import ROOT
+
+from gax import config_base, sweep
+
+SWEEP = """
+def sweep(add):
+  for seed in (0, 1):
+    add(**{"seed": seed, "optimizer.learning_rate": 1e-4})
+"""
+TINY = ("batch_size=8", "num_train_steps=2", "log_every=1", "sample_every=2",
+        "checkpoint_every=2", "num_samples=4")
+
+
+def test_a_two_trial_sweep_writes_a_summary_and_a_rerun_redoes_nothing(tmp_path):
+  # Tiny sizes for the trials: the sweep file sets them like any other override.
+  text = SWEEP.replace('"optimizer.learning_rate": 1e-4',
+                       '"optimizer.learning_rate": 1e-4, ' + ", ".join(
+                           f'"{k}": {v}' for k, v in (t.split("=") for t in TINY)))
+  sweep_file = tmp_path / "two_seeds.py"
+  sweep_file.write_text(text)
+  command = [sys.executable, "-m", "gax.sweep", "--config=configs/dcgan_mnist.py",
+             f"--sweep={sweep_file}", f"--workdir={tmp_path / 'sweep'}", "--parallel=2"]
+  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with (tmp_path / "sweep" / "summary.csv").open() as f:
+    rows = list(csv.DictReader(f))
+  assert [row["seed"] for row in rows] == ["0", "1"]
+  assert all(row["step"] == "2" and float(row["d_loss"]) > 0 for row in rows)
+  assert rows[0]["g_loss"] != rows[1]["g_loss"]  # different seeds, different runs
+  assert (tmp_path / "sweep" / "summary.md").read_text().count("\n") == 4
+  trial = tmp_path / "sweep" / rows[0]["trial"]
+  assert json.loads((trial / "config.json").read_text())["seed"] == 0
+  before = (trial / "metrics.jsonl").stat().st_mtime_ns
+
+  rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert "2 finished already, 0 to run" in rerun.stderr
+  assert (trial / "metrics.jsonl").stat().st_mtime_ns == before
+
+  dry = subprocess.run(command + ["--dry_run"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+  lines = dry.stdout.strip().splitlines()
+  assert len(lines) == 2 and all("-m gax.main --config=configs/dcgan_mnist.py" in line
+                                 for line in lines)
+
+
+def test_sweep_overrides_are_checked_before_anything_runs(tmp_path):
+  bad = tmp_path / "bad.py"
+  bad.write_text("def sweep(add):\n  add(seed=1)\n  add(**{'optimizer.no_such': 1})\n")
+  with pytest.raises(config_base.ConfigError, match="optimizer.no_such"):
+    sweep.run_sweep("configs/dcgan_mnist.py", str(bad), str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+
+
+SAME_PARAMS = textwrap.dedent("""
+    import sys, jax, numpy as np
+    sys.path.insert(0, "tests")
+    from test_train import load_config, tiny, restore_params
+    from gax import train
+    params = {}
+    for devices in (1, 8):
+      config = tiny(load_config("dcgan_mnist"), steps=3)
+      config.num_devices = devices
+      # SGD: Adam divides by sqrt(v), which turns float-rounding differences in
+      # near-zero gradients into full-size steps; SGD keeps them as small as they are.
+      config.optimizer.name, config.optimizer.learning_rate = "sgd", 0.05
+      workdir = f"{sys.argv[1]}/devices{devices}"
+      train.train_and_evaluate(config, workdir)
+      params[devices] = restore_params(__import__("pathlib").Path(workdir), 3)
+      saved = __import__("json").load(open(f"{workdir}/config.json"))
+      assert saved["devices_used"] == devices, saved["devices_used"]
+    assert len(jax.devices()) == 8 and train.create_mesh(8).devices.size == 8
+    worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))
+                      / (np.max(np.abs(np.asarray(a))) + 1e-12))
+                for a, b in zip(jax.tree.leaves(params[1]), jax.tree.leaves(params[8])))
+    print("worst relative difference", worst)
+    assert worst < 1e-4, worst
+""")
+
+
+def test_one_and_eight_devices_give_the_same_parameters(tmp_path):
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  result = subprocess.run([sys.executable, "-c", SAME_PARAMS, str(tmp_path)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert float(result.stdout.split("worst relative difference")[1]) < 1e-4
