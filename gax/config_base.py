@@ -2,6 +2,9 @@
 
 import ast
 import functools
+import importlib.util
+import json
+from pathlib import Path
 
 import ml_collections
 from ml_collections import config_dict
@@ -99,9 +102,6 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
 
 def load_config_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
   """Calls `get_config(arg)` of a config file, as `--config=path:arg` does."""
-  import importlib.util
-  from pathlib import Path
-
   spec = importlib.util.spec_from_file_location(Path(path).stem, path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -110,9 +110,6 @@ def load_config_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
 
 def load_json(path) -> ml_collections.ConfigDict:
   """A run's saved config.json over today's defaults (fields added since keep defaults)."""
-  import json
-  from pathlib import Path
-
   config = base_config()
   saved = json.loads(Path(path).read_text())
   saved.pop("devices_used", None)  # a record of the run, not a setting

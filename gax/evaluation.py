@@ -81,11 +81,14 @@ class DatasetEvaluator:
   def classifier_accuracy(self) -> float | None:
     return getattr(self.extract, "accuracy", None)
 
+  def features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(features, class probabilities) of uint8 images, or of float ones in [-1, 1]."""
+    return self.extract(images if images.dtype == np.uint8 else data_lib.to_uint8(images))
+
   def compare(self, images: np.ndarray) -> dict[str, Any]:
     """Every metric of `images` (uint8, or float in [-1, 1]) against the held-out split."""
     eval_config = self.config.eval
-    as_uint8 = images if images.dtype == np.uint8 else data_lib.to_uint8(images)
-    features, probs = self.extract(as_uint8)
+    features, probs = self.features(images)
     kid_mean, kid_std = metrics.kid(features, self.held_out_features, self.key,
                                     eval_config.kid_subsets, eval_config.kid_subset_size)
     precision, recall = metrics.precision_recall(self.held_out_features, features,
@@ -117,30 +120,19 @@ class DatasetEvaluator:
     return self._floor
 
 
-def create_dataset_evaluator(config: ml_collections.ConfigDict, dataset_name: str,
-                             data_config: ml_collections.ConfigDict | None = None,
-                             ) -> DatasetEvaluator:
-  data_config = data_config or config.data
-  train = data_lib.load_dataset(data_config, dataset_name, "train")
-  held_out = data_lib.load_dataset(data_config, dataset_name, config.eval.split)
+def create_dataset_evaluator(config: ml_collections.ConfigDict, train_source: tuple,
+                             held_out_source: tuple) -> DatasetEvaluator:
+  """An evaluator against `held_out_source`, whose floor and feature network come from
+  `train_source`; each source is (dataset name, split)."""
+  train = data_lib.load_dataset(config.data, *train_source)
+  held_out = data_lib.load_dataset(config.data, *held_out_source)
   extract = create_feature_extractor(config.eval, train, held_out)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6576616C)  # "eval"
   return DatasetEvaluator(config, train, held_out, extract, key)
 
 
-def generate(variant, params, batch_stats, key: jax.Array, count: int,
-             batch_size: int) -> np.ndarray:
-  """`count` images from the variant's generator in inference mode, float in [-1, 1]."""
-  sample = jax.jit(variant.sample)
-  batches = []
-  for i, start in enumerate(range(0, count, batch_size)):
-    inputs = variant.sample_inputs(jax.random.fold_in(key, i), min(batch_size, count - start))
-    batches.append(np.asarray(sample(params, batch_stats, inputs), np.float32))
-  return np.concatenate(batches)
-
-
 def with_floor(result: dict[str, Any], floor: dict[str, Any],
-               accuracy: float | None, suffix: str = "") -> dict[str, Any]:
+               accuracy: float | None) -> dict[str, Any]:
   """Adds the real floor (`fid_real_floor`, ...) and the classifier's accuracy."""
   names = {"fid": "fid_real_floor", "kid": "kid_real_floor",
            "precision": "precision_real_floor", "recall": "recall_real_floor",
@@ -149,8 +141,8 @@ def with_floor(result: dict[str, Any], floor: dict[str, Any],
   result = dict(result)
   for name, floor_name in names.items():
     if name in floor:
-      result[floor_name + suffix] = floor[name]
-  result["classifier_accuracy" + suffix] = accuracy
+      result[floor_name] = floor[name]
+  result["classifier_accuracy"] = accuracy
   return result
 
 
@@ -159,14 +151,24 @@ class GANEvaluation:
 
   def __init__(self, config: ml_collections.ConfigDict, variant):
     self.config, self.variant = config, variant
-    self.evaluator = create_dataset_evaluator(config, config.dataset)
+    self.evaluator = create_dataset_evaluator(config, (config.dataset, "train"),
+                                              (config.dataset, config.eval.split))
+    self._sample = jax.jit(variant.sample)
+
+  def generate(self, state: dict[str, Any]) -> np.ndarray:
+    """eval.num_samples images from G in inference mode, float in [-1, 1]."""
+    count, batch_size = self.config.eval.num_samples, self.config.eval.batch_size
+    batches = []
+    for i, start in enumerate(range(0, count, batch_size)):
+      inputs = self.variant.sample_inputs(jax.random.fold_in(self.evaluator.key, i),
+                                          min(batch_size, count - start))
+      batches.append(np.asarray(self._sample(state["params"], state["batch_stats"], inputs),
+                                np.float32))
+    return np.concatenate(batches)
 
   def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
-    images = generate(self.variant, state["params"], state["batch_stats"],
-                      self.evaluator.key, self.config.eval.num_samples,
-                      self.config.eval.batch_size)
-    return with_floor(self.evaluator.compare(images), self.evaluator.real_floor(),
-                      self.evaluator.classifier_accuracy)
+    return with_floor(self.evaluator.compare(self.generate(state)),
+                      self.evaluator.real_floor(), self.evaluator.classifier_accuracy)
 
 
 class CycleGANEvaluation:
@@ -176,16 +178,11 @@ class CycleGANEvaluation:
 
   def __init__(self, config: ml_collections.ConfigDict, variant):
     self.config, self.variant = config, variant
-    sources = data_lib.domain_sources(config.dataset, config.get("dataset_b"),
-                                      config.eval.split)
-    train_sources = data_lib.domain_sources(config.dataset, config.get("dataset_b"), "train")
-    self.evaluators = {}
-    for domain, (name, split) in sources.items():
-      train = data_lib.load_dataset(config.data, *train_sources[domain])
-      held_out = data_lib.load_dataset(config.data, name, split)
-      extract = create_feature_extractor(config.eval, train, held_out)
-      key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6576616C)
-      self.evaluators[domain] = DatasetEvaluator(config, train, held_out, extract, key)
+    held_out = data_lib.domain_sources(config.dataset, config.get("dataset_b"),
+                                       config.eval.split)
+    train = data_lib.domain_sources(config.dataset, config.get("dataset_b"), "train")
+    self.evaluators = {domain: create_dataset_evaluator(config, train[domain], source)
+                       for domain, source in held_out.items()}
     self._translate = jax.jit(variant.translate, static_argnums=3)
 
   def _translated(self, state, images: np.ndarray, direction: str) -> np.ndarray:
@@ -206,15 +203,14 @@ class CycleGANEvaluation:
       back = self._translated(state, data_lib.to_uint8(translated),
                               f"{target}2{source}")
       target_evaluator = self.evaluators[target]
-      compared = target_evaluator.compare(translated)
-      result[f"fid_{target}"] = compared["fid"]
+      features, probs = target_evaluator.features(translated)
+      result[f"fid_{target}"] = metrics.fid(features, target_evaluator.held_out_features)
       result[f"fid_{target}_real_floor"] = target_evaluator.real_floor()["fid"]
       result[f"cycle_l1_{source}"] = float(np.mean(np.abs(
           back - data_lib.to_model_range(images))))
-      if labels is not None and getattr(target_evaluator.extract, "predict", None):
-        predicted = target_evaluator.extract.predict(data_lib.to_uint8(translated))
+      if labels is not None and probs is not None:
         result[f"label_preservation_{direction}"] = float(
-            np.mean(predicted == labels[:count]))
+            np.mean(probs.argmax(axis=1) == labels[:count]))
       result[f"classifier_accuracy_{target}"] = target_evaluator.classifier_accuracy
     return result
 

@@ -149,20 +149,22 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
   while pending or running:
     while pending and len(running) < parallel:
       name, command = pending.pop(0)
-      slot = next(i for i in range(parallel) if i not in running.values())
+      slot = next(i for i in range(parallel)
+                  if i not in {slot for slot, _, _ in running.values()})
       env = dict(os.environ)
       if parallel > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = str(slot)  # one GPU per trial, where there are GPUs
       (workdir / name).mkdir(parents=True, exist_ok=True)
       log = (workdir / name / "log.txt").open("a")
       process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-      running[process] = slot
+      running[process] = (slot, name, log)
       logging.info("Started trial %s", name)
     time.sleep(0.2)
     for process in [p for p in running if p.poll() is not None]:
-      del running[process]
+      _, name, log = running.pop(process)
+      log.close()
       if process.returncode != 0:
-        failed.append((process.args[4].split("=", 1)[1], process.returncode))
+        failed.append((workdir / name, process.returncode))
   rows = summarize(workdir, [(name, overrides) for name, overrides, _ in trials])
   write_summary(workdir, rows)
   if failed:
