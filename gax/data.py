@@ -77,6 +77,14 @@ def _load_digits(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
   return ImageDataset("digits", images[..., None], digits.target[index].astype(np.int32))
 
 
+def _load_digits_framed(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
+  """scikit-learn's digits framed as MNIST frames its digits: the 8x8 box inside a 12x12
+  image (MNIST: a 20x20 box inside 28x28), so the two have the same geometry."""
+  digits = _load_digits(split, cfg)
+  framed = np.pad(digits.images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+  return ImageDataset("digits_framed", framed, digits.labels)
+
+
 def _load_fake(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
   """Uniform random images of the configured shape, for benchmarks and tests."""
   size = cfg.image_size or 28
@@ -89,6 +97,7 @@ def _load_fake(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
 OFFLINE_DATASETS: dict[str, Callable[[str, ml_collections.ConfigDict], ImageDataset]] = {
     "mnist5k": _load_mnist5k,
     "digits": _load_digits,
+    "digits_framed": _load_digits_framed,
     "fake": _load_fake,
 }
 
@@ -221,6 +230,10 @@ class TrainBatches:
     height, width, channels = self.images.shape[1:]
     return (self.crop_size or height, self.crop_size or width, channels)
 
+  def with_data_key(self, data_key: Array) -> "TrainBatches":
+    """The same data in the order of another (possibly traced) key."""
+    return dataclasses.replace(self, data_key=data_key)
+
   def _augment(self, batches: Array, numbers: Array) -> Array:
     """Random crops and flips of [count, batch, H, W, C], drawn per batch number."""
     if not (self.crop_size or self.random_flip):
@@ -287,11 +300,21 @@ class UnpairedBatches:
   def image_shape(self) -> tuple[int, int, int]:
     return self.domains["a"].image_shape
 
+  def with_data_key(self, data_key: Array) -> "UnpairedBatches":
+    """Each domain in its own order, derived from one key."""
+    return UnpairedBatches({name: batches.with_data_key(domain_key(data_key, name))
+                            for name, batches in self.domains.items()})
+
   def select(self, data: dict[str, Array], step: Array) -> dict[str, Array]:
     return {name: b.select(data[name], step) for name, b in self.domains.items()}
 
   def host_batches(self, first_step: int, num_steps: int) -> dict[str, np.ndarray]:
     return {name: b.host_batches(first_step, num_steps) for name, b in self.domains.items()}
+
+
+def domain_key(data_key: Array, domain: str) -> Array:
+  """The data key of one domain ("a" or "b") of unpaired data."""
+  return jax.random.fold_in(data_key, "ab".index(domain))
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

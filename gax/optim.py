@@ -9,6 +9,35 @@ from gax import config_base
 
 OPTIMIZER_NAMES = ("adam", "sgd")
 
+# Continuous hyperparameters, by config path and by their name in the train state's
+# "hparams": values the compiled step reads from the state instead of baking them in, so
+# a population of models that differ in them trains as one vmapped program.
+HPARAM_FIELDS = {
+    "optimizer.g_learning_rate": "g_learning_rate",
+    "optimizer.d_learning_rate": "d_learning_rate",
+    "optimizer.b1": "b1",
+    "optimizer.b2": "b2",
+    "loss.cycle_weight": "cycle_weight",
+    "loss.identity_weight": "identity_weight",
+}
+
+
+def network_learning_rate(opt_config: ml_collections.ConfigDict, network: str) -> float:
+  """`opt_config.learning_rate`, unless `g_learning_rate` / `d_learning_rate` is set."""
+  override = opt_config.get("g_learning_rate" if network == "generator"
+                            else "d_learning_rate")
+  return override if override is not None else opt_config.learning_rate
+
+
+def hyperparameters(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """The train state's "hparams": float32 scalars, one per name in HPARAM_FIELDS."""
+  values = {"g_learning_rate": network_learning_rate(config.optimizer, "generator"),
+            "d_learning_rate": network_learning_rate(config.optimizer, "discriminator"),
+            "b1": config.optimizer.b1, "b2": config.optimizer.b2,
+            "cycle_weight": config.loss.cycle_weight,
+            "identity_weight": config.loss.identity_weight}
+  return {name: jnp.asarray(value, jnp.float32) for name, value in values.items()}
+
 
 def learning_rate_schedule(opt_config: ml_collections.ConfigDict, learning_rate: float,
                            num_train_steps: int) -> optax.Schedule:
@@ -44,18 +73,22 @@ def max_column_norm(limit: float) -> optax.GradientTransformation:
 
 
 def create_optimizer(opt_config: ml_collections.ConfigDict, network: str,
-                     num_train_steps: int) -> optax.GradientTransformation:
+                     num_train_steps: int, hparams: dict | None = None
+                     ) -> optax.GradientTransformation:
   """The optimizer of `network` ("generator" or "discriminator").
 
-  `opt_config.learning_rate` serves both networks unless `g_learning_rate` or
-  `d_learning_rate` is set.
+  `hparams` (see `hyperparameters`), possibly traced, replace the config's learning rate
+  and Adam betas; the optimizer state's structure does not depend on them.
   """
-  override = opt_config.get("g_learning_rate" if network == "generator"
-                            else "d_learning_rate")
-  learning_rate = override if override is not None else opt_config.learning_rate
+  if hparams is None:
+    learning_rate = network_learning_rate(opt_config, network)
+    b1, b2 = opt_config.b1, opt_config.b2
+  else:
+    learning_rate = hparams[f"{network[0]}_learning_rate"]
+    b1, b2 = hparams["b1"], hparams["b2"]
   schedule = learning_rate_schedule(opt_config, learning_rate, num_train_steps)
   if opt_config.name == "adam":
-    optimizer = optax.adam(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps)
+    optimizer = optax.adam(schedule, b1=b1, b2=b2, eps=opt_config.eps)
   elif opt_config.name == "sgd":
     optimizer = optax.sgd(schedule, momentum=opt_config.momentum or None)
   else:
@@ -63,3 +96,11 @@ def create_optimizer(opt_config: ml_collections.ConfigDict, network: str,
                    f"{', '.join(OPTIMIZER_NAMES)}")
   limit = opt_config.get("d_max_column_norm", 0.0) if network == "discriminator" else 0.0
   return optax.chain(optimizer, max_column_norm(limit)) if limit else optimizer
+
+
+def create_optimizers(config: ml_collections.ConfigDict, hparams: dict | None = None
+                      ) -> dict[str, optax.GradientTransformation]:
+  """{"generator": ..., "discriminator": ...}, see `create_optimizer`."""
+  return {network: create_optimizer(config.optimizer, network, config.num_train_steps,
+                                    hparams)
+          for network in ("generator", "discriminator")}

@@ -4,8 +4,11 @@ A sweep file defines `sweep(add)` and calls `add(**overrides)` once per trial, w
 dotted config paths as keys: `add(**{"optimizer.learning_rate": 1e-4, "seed": 2})`.
 Each trial runs as its own `python -m gax.main` process in `DIR/<trial>/`, so a rerun
 skips finished trials and resumes unfinished ones; `--dry_run` prints those commands for
-a cluster scheduler instead. At the end, DIR/summary.csv and DIR/summary.md hold one row
-per trial: its overrides, final losses and the latest evaluation when there is one.
+a cluster scheduler instead. With `--population`, trials that differ only in seed and
+continuous hyperparameters run as one vmapped `gax.main --population` process each
+(`DIR/population_NNN/` holds its member list and log), still writing one workdir per
+trial. At the end, DIR/summary.csv and DIR/summary.md hold one row per trial: its
+overrides, final losses and the latest evaluation when there is one.
 """
 
 import csv
@@ -23,14 +26,16 @@ from typing import Any
 
 from absl import app, flags, logging
 
-from gax import cli, config_base, files
+from gax import cli, config_base, files, population
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file, optionally with :arg.")
 flags.DEFINE_string("sweep", None, "Python file defining sweep(add).")
 flags.DEFINE_string("workdir", None, "Directory that holds one workdir per trial.")
 flags.DEFINE_integer("parallel", 1, "Trials run at once (on GPUs: one GPU each).")
-flags.DEFINE_bool("dry_run", False, "Print one command per trial and run nothing.")
+flags.DEFINE_bool("dry_run", False, "Print one command per job and run nothing.")
+flags.DEFINE_bool("population", False, "Train trials that differ only in seed and "
+                  "continuous hyperparameters as one vmapped program.")
 flags.mark_flags_as_required(["config", "sweep", "workdir"])
 
 SUMMARY_METRICS = ("d_loss", "g_loss")
@@ -51,23 +56,6 @@ def load_trials(sweep_file: str) -> list[dict[str, Any]]:
   if not trials:
     raise config_base.ConfigError(f"{sweep_file}: sweep(add) added no trials")
   return trials
-
-
-def apply_overrides(config, overrides: dict[str, Any]) -> None:
-  """Sets dotted fields; an unknown field is a ConfigError naming it."""
-  for dotted, value in overrides.items():
-    *parents, field = dotted.split(".")
-    node = config
-    try:
-      for parent in parents:
-        node = node[parent]
-      if field not in node:
-        raise KeyError(field)
-      node[field] = value
-    except (KeyError, TypeError) as e:
-      raise config_base.ConfigError(
-          f"sweep override {dotted}={value!r}: {e}; gax/config_base.py lists every "
-          "field") from None
 
 
 def trial_name(index: int, overrides: dict[str, Any]) -> str:
@@ -125,25 +113,61 @@ def write_summary(workdir: Path, rows: list[dict]) -> None:
   files.write_atomically(workdir / "summary.md", "\n".join(lines) + "\n")
 
 
+def population_jobs(config_arg: str, workdir: Path, trials: list[tuple[str, dict, int]]
+                    ) -> list[tuple[str, list[str], list[str]]]:
+  """Groups the trials that differ only in population fields into one vmapped job each.
+
+  Returns (job name, command, trial names); a trial alone in its group runs by itself.
+  """
+  groups = {}
+  for name, overrides, _ in trials:
+    shared = {k: v for k, v in overrides.items() if k not in population.POPULATION_FIELDS}
+    groups.setdefault(repr(sorted(shared.items())), (shared, []))[1].append(
+        (name, {k: v for k, v in overrides.items() if k in population.POPULATION_FIELDS}))
+  jobs = []
+  for index, (shared, members) in enumerate(groups.values()):
+    if len(members) == 1:
+      name, _ = members[0]
+      overrides = next(o for n, o, _ in trials if n == name)
+      jobs.append((name, trial_command(config_arg, workdir / name, overrides), [name]))
+      continue
+    job = f"population_{index:03d}"
+    members_file = workdir / job / "population.json"
+    population.write_population_file(members_file, [(Path(n), o) for n, o in members])
+    command = trial_command(config_arg, workdir, shared) + [f"--population={members_file}"]
+    jobs.append((job, command, [n for n, _ in members]))
+  return jobs
+
+
 def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
-              dry_run: bool = False) -> list[dict]:
+              dry_run: bool = False, as_populations: bool = False) -> list[dict]:
+  """Runs every trial of the sweep file (skipping finished ones) and writes the summary.
+
+  `as_populations`: trials that differ only in seed and continuous hyperparameters
+  (population.POPULATION_FIELDS) train together as one vmapped program.
+  """
   path, _, arg = config_arg.partition(":")
   workdir = Path(workdir)
   trials = []
   for index, overrides in enumerate(load_trials(sweep_file)):
     config = config_base.load_config_file(path, arg or None)
-    apply_overrides(config, overrides)  # every trial is checked before any runs
+    config_base.apply_overrides(config, overrides)  # every trial is checked before any runs
     trials.append((trial_name(index, overrides), overrides, config.num_train_steps))
-  commands = [(name, trial_command(config_arg, workdir / name, overrides), steps)
-              for name, overrides, steps in trials]
+  steps = {name: num_steps for name, _, num_steps in trials}
+  if as_populations:
+    jobs = population_jobs(config_arg, workdir, trials)
+  else:
+    jobs = [(name, trial_command(config_arg, workdir / name, overrides), [name])
+            for name, overrides, _ in trials]
   if dry_run:
-    for _, command, _ in commands:
+    for _, command, _ in jobs:
       print(shlex.join(command))
     return []
-  pending = [(name, command) for name, command, steps in commands
-             if not is_finished(workdir / name, steps)]
-  logging.info("Sweep of %d trials: %d finished already, %d to run, %d at a time",
-               len(commands), len(commands) - len(pending), len(pending), parallel)
+  pending = [(job, command) for job, command, names in jobs
+             if not all(is_finished(workdir / n, steps[n]) for n in names)]
+  logging.info("Sweep of %d trials in %d jobs: %d finished already, %d to run, %d at a "
+               "time", len(trials), len(jobs), len(jobs) - len(pending), len(pending),
+               parallel)
   workdir.mkdir(parents=True, exist_ok=True)
   running, failed = {}, []
   while pending or running:
@@ -153,12 +177,12 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
                   if i not in {slot for slot, _, _ in running.values()})
       env = dict(os.environ)
       if parallel > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
-        env["CUDA_VISIBLE_DEVICES"] = str(slot)  # one GPU per trial, where there are GPUs
+        env["CUDA_VISIBLE_DEVICES"] = str(slot)  # one GPU per job, where there are GPUs
       (workdir / name).mkdir(parents=True, exist_ok=True)
       log = (workdir / name / "log.txt").open("a")
       process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
       running[process] = (slot, name, log)
-      logging.info("Started trial %s", name)
+      logging.info("Started %s", name)
     time.sleep(0.2)
     for process in [p for p in running if p.poll() is not None]:
       _, name, log = running.pop(process)
@@ -168,7 +192,7 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
   rows = summarize(workdir, [(name, overrides) for name, overrides, _ in trials])
   write_summary(workdir, rows)
   if failed:
-    raise TrialsFailed("trials failed: " + ", ".join(
+    raise TrialsFailed("jobs failed: " + ", ".join(
         f"{w} (exit {rc}, see its log.txt)" for w, rc in failed))
   return rows
 
@@ -182,7 +206,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
     cli.run_command(lambda: run_sweep(FLAGS.config, FLAGS.sweep, FLAGS.workdir,
-                                      FLAGS.parallel, FLAGS.dry_run))
+                                      FLAGS.parallel, FLAGS.dry_run, FLAGS.population))
   except TrialsFailed as e:
     cli.fail(str(e), exit_code=1)
 

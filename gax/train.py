@@ -1,5 +1,6 @@
 """Training: small pure functions, and `train_and_evaluate(config, workdir)` that runs them."""
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -18,7 +19,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gax import checkpoint as checkpoint_lib
-from gax import config_base, evaluation, files, optim, variants, writers
+from gax import config_base, evaluation, files, optim, population, variants, writers
 from gax import data as data_lib
 from gax import images as images_lib
 from gax import update as update_lib
@@ -27,12 +28,29 @@ NETWORKS = ("generator", "discriminator")
 
 
 def create_mesh(num_devices: int = 0) -> Mesh:
-  """A one-axis ("data") mesh over the first `num_devices` local devices (0: all)."""
-  devices = jax.local_devices()
+  """A one-axis ("data") mesh over the first `num_devices` devices (0: all).
+
+  With several processes (`jax.distributed.initialize()`), the mesh spans every
+  process's devices and `num_devices` must be 0.
+  """
+  devices = jax.devices()
+  if jax.process_count() > 1 and num_devices not in (0, len(devices)):
+    raise config_base.ConfigError(
+        f"config.num_devices = {num_devices}: with {jax.process_count()} processes the "
+        f"mesh uses all {len(devices)} devices (set 0)")
   if num_devices > len(devices):
     raise config_base.ConfigError(
         f"config.num_devices = {num_devices} but only {len(devices)} devices are visible")
   return Mesh(np.array(devices[:num_devices or len(devices)]), ("data",))
+
+
+def global_array(host_tree, sharding: NamedSharding):
+  """Host arrays, identical in every process, as global arrays laid out by `sharding`.
+
+  Each process copies only the pieces its own devices hold (its shard of a batch).
+  """
+  return jax.tree.map(lambda x: jax.make_array_from_callback(
+      np.shape(x), sharding, lambda index: np.asarray(x)[index]), host_tree)
 
 
 def stream_keys(seed: int) -> dict[str, jax.Array]:
@@ -42,17 +60,15 @@ def stream_keys(seed: int) -> dict[str, jax.Array]:
           for i, name in enumerate(("init", "train", "data", "samples"))}
 
 
-def create_optimizers(config: ml_collections.ConfigDict) -> dict[str, optax.GradientTransformation]:
-  return {name: optim.create_optimizer(config.optimizer, name, config.num_train_steps)
-          for name in NETWORKS}
-
-
-def create_train_state(variant, optimizers, keys, image_shape) -> update_lib.TrainState:
-  """The plain-dict train state: step, key, params, batch_stats, opt_state."""
+def create_train_state(variant, optimizers, keys, image_shape, hparams
+                       ) -> update_lib.TrainState:
+  """The plain-dict train state: step, the keys, hparams, params, batch_stats, opt_state."""
   params, batch_stats = variant.init(keys["init"], image_shape)
-  return {
+  return {  # copies: the state is donated to the step, the caller's keys live on
       "step": jnp.zeros((), jnp.int32),
-      "key": keys["train"],
+      "key": jnp.copy(keys["train"]),
+      "data_key": jnp.copy(keys["data"]),
+      "hparams": hparams,
       "params": params,
       "batch_stats": batch_stats,
       "opt_state": {name: optimizers[name].init(params[name]) for name in NETWORKS},
@@ -77,9 +93,9 @@ def create_batches(config: ml_collections.ConfigDict, data_key: jax.Array):
   on_device = keeps_data_on_device(config.data,
                                    sum(d.images.nbytes for d in datasets.values()))
   batches = {domain: data_lib.TrainBatches(
-      dataset.images, jax.random.fold_in(data_key, i) if domain else data_key,
+      dataset.images, data_lib.domain_key(data_key, domain) if domain else data_key,
       config.batch_size, config.d_steps, on_device, config.data.crop_size,
-      config.data.random_flip) for i, (domain, dataset) in enumerate(datasets.items())}
+      config.data.random_flip) for domain, dataset in datasets.items()}
   for domain, dataset in datasets.items():
     logging.info("Dataset %s%s: %d images of shape %s, kept on the %s", dataset.name,
                  f" (domain {domain.upper()})" if domain else "", len(dataset),
@@ -115,23 +131,34 @@ def _crossed(previous_step: int, step: int, every: int) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-  """What a run builds from its config before the first step."""
+  """What a run builds from its config before the first step.
+
+  A population (`members` configs) stacks the per-model `keys` and `hparams` along a
+  leading axis, and so does its train state.
+  """
 
   config: ml_collections.ConfigDict
   mesh: Mesh
   batches: data_lib.TrainBatches | data_lib.UnpairedBatches
   variant: Any
-  optimizers: dict[str, optax.GradientTransformation]
   keys: dict[str, jax.Array]
+  hparams: dict[str, jax.Array]
+  members: tuple[ml_collections.ConfigDict, ...] = ()
 
   @property
   def replicated(self) -> NamedSharding:
     return NamedSharding(self.mesh, PartitionSpec())
 
+  def optimizers(self, hparams=None) -> dict[str, optax.GradientTransformation]:
+    return optim.create_optimizers(self.config, hparams)
+
   def initial_state(self) -> update_lib.TrainState:
     """A fresh train state, created directly with its (replicated) sharding."""
-    return jax.jit(lambda: create_train_state(self.variant, self.optimizers, self.keys,
-                                              self.batches.image_shape),
+    def create(keys, hparams):
+      return create_train_state(self.variant, self.optimizers(), keys,
+                                self.batches.image_shape, hparams)
+    create = jax.vmap(create) if self.members else create
+    return jax.jit(lambda: create(self.keys, self.hparams),
                    out_shardings=self.replicated)()
 
   def step_runner(self) -> "StepRunner":
@@ -144,16 +171,21 @@ class StepRunner:
   def __init__(self, experiment: Experiment):
     self._batches = experiment.batches
     self._replicated = experiment.replicated
+    self._data_keys = experiment.keys["data"] if experiment.members else None
     batch_sharding = NamedSharding(experiment.mesh, PartitionSpec(None, "data"))
-    self._update = update_lib.make_update_fn(
+    update = update_lib.make_update_fn(
         experiment.variant, experiment.optimizers, experiment.batches,
         lambda batch: jax.lax.with_sharding_constraint(batch, batch_sharding),
         experiment.config.nan_policy, experiment.config.inject_nan_at_step)
+    if experiment.members:  # the dataset is shared; host batches come one set per member
+      update = jax.vmap(update, in_axes=(0, None if self._batches.on_device else 0))
+    self._update = update
     if self._batches.on_device:
       self._data_sharding = self._replicated
-      self._data = jax.device_put(experiment.batches.images, self._replicated)
+      self._data = global_array(experiment.batches.images, self._replicated)
     else:
-      self._data_sharding = NamedSharding(experiment.mesh, PartitionSpec(None, None, "data"))
+      batch_axis = (None,) * (3 if experiment.members else 2)
+      self._data_sharding = NamedSharding(experiment.mesh, PartitionSpec(*batch_axis, "data"))
     self._compiled = {}
 
   def step_fn(self, count: int) -> update_lib.StepFn:
@@ -165,11 +197,18 @@ class StepRunner:
     return self._compiled[count]
 
   def data_for(self, state: update_lib.TrainState, count: int) -> jax.Array:
-    """The step function's data argument: the resident dataset, or this call's batches."""
+    """The step function's data argument: the resident dataset, or this call's batches
+    (for a population: [count, member, ...])."""
     if self._batches.on_device:
       return self._data
-    return jax.device_put(self._batches.host_batches(int(state["step"]), count),
-                          self._data_sharding)
+    step = int(jax.device_get(state["step"]).flat[0])
+    if self._data_keys is None:
+      batches = self._batches.host_batches(step, count)
+    else:
+      batches = jax.tree.map(lambda *members: np.stack(members, axis=1), *(
+          self._batches.with_data_key(key).host_batches(step, count)
+          for key in self._data_keys))
+    return global_array(batches, self._data_sharding)
 
   def __call__(self, state: update_lib.TrainState, count: int):
     return self.step_fn(count)(state, self.data_for(state, count))
@@ -179,9 +218,9 @@ class PeriodicEvaluator:
   """Evaluates during training: eval/* in metrics.jsonl, eval/step_N.json, and the best
   state by FID kept in `best_checkpoint/` and named in `best.json`."""
 
-  def __init__(self, experiment: Experiment, workdir: Path, writer: writers.MetricWriter,
-               is_writer: bool, start_step: int):
-    self._experiment, self._workdir = experiment, workdir
+  def __init__(self, config: ml_collections.ConfigDict, variant, workdir: Path,
+               writer: writers.MetricWriter, is_writer: bool, start_step: int):
+    self._config, self._variant, self._workdir = config, variant, workdir
     self._writer, self._is_writer = writer, is_writer
     self._evaluate = None  # built at the first evaluation: it may train a classifier
     self._best_checkpointer = None
@@ -195,8 +234,7 @@ class PeriodicEvaluator:
 
   def evaluate(self, state: update_lib.TrainState, step: int) -> dict[str, Any]:
     if self._evaluate is None:
-      self._evaluate = evaluation.create_evaluation(self._experiment.config,
-                                                    self._experiment.variant)
+      self._evaluate = evaluation.create_evaluation(self._config, self._variant)
     start = time.perf_counter()
     result = {"step": step, **self._evaluate(state)}
     logging.info("eval at step %d (%.1f s): %s", step, time.perf_counter() - start,
@@ -222,18 +260,29 @@ class PeriodicEvaluator:
       self._best_checkpointer.close()
 
 
-def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
-  """Validates the config, loads the data and builds the variant and optimizers."""
+def create_experiment(config: ml_collections.ConfigDict,
+                      members: list[ml_collections.ConfigDict] | None = None) -> Experiment:
+  """Validates the config, loads the data and builds the variant.
+
+  `members`: the configs of a population's models (see gax/population.py), which share
+  everything of `config` but their seeds and continuous hyperparameters.
+  """
   mesh = create_mesh(config.num_devices)
-  config_base.validate(config, mesh.devices.size)
+  for member_config in [config, *(members or [])]:
+    config_base.validate(member_config, mesh.devices.size)
   logging.info("Training on %d %s device(s): %s", mesh.devices.size,
                jax.default_backend(), mesh.devices.tolist())
-  keys = stream_keys(config.seed)
-  batches = create_batches(config, keys["data"])
+  batches = create_batches(config, stream_keys(config.seed)["data"])
   variant = variants.create_variant(config, batches.image_shape, jnp.dtype(config.dtype),
                                     batches.images)
-  return Experiment(config, mesh, batches, variant, create_optimizers(config),
-                    keys)
+  if not members:
+    return Experiment(config, mesh, batches, variant, stream_keys(config.seed),
+                      optim.hyperparameters(config))
+  logging.info("A population of %d models, one vmapped program", len(members))
+  return Experiment(config, mesh, batches, variant,
+                    population.stack([stream_keys(m.seed) for m in members]),
+                    population.stack([optim.hyperparameters(m) for m in members]),
+                    tuple(members))
 
 
 class NonFiniteError(RuntimeError):
@@ -277,41 +326,93 @@ class StopSignals:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains (resuming from the newest intact checkpoint in `workdir`); returns the last
   logged metrics. SIGTERM or SIGINT stop it after the current step with a checkpoint."""
-  workdir = Path(workdir)
-  experiment = create_experiment(config)
-  is_writer = jax.process_index() == 0
-  workdir.mkdir(parents=True, exist_ok=True)
-  with files.WorkdirLock(workdir), StopSignals() as stop:
-    return _train(experiment, workdir, is_writer, stop)
+  return _run(create_experiment(config), [Path(workdir)])[0]
 
 
-def _train(experiment: Experiment, workdir: Path, is_writer: bool,
-           stop: StopSignals) -> dict[str, Any]:
-  config = experiment.config
-  checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints",
-                                             config.keep_checkpoints)
-  state = checkpointer.restore_latest(experiment.initial_state())
-  if state is None:
-    state = experiment.initial_state()
+def train_population(config: ml_collections.ConfigDict,
+                     members: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
+  """Trains each (workdir, overrides) member as `train_and_evaluate` would, all of them in
+  one vmapped program; returns each member's last logged metrics."""
+  configs = population.member_configs(config, [overrides for _, overrides in members])
+  return _run(create_experiment(config, configs), [Path(w) for w, _ in members])
+
+
+def _run(experiment: Experiment, workdirs: list[Path]) -> list[dict[str, Any]]:
+  is_writer = jax.process_index() == 0  # the others compute, and write only checkpoints
+  with contextlib.ExitStack() as stack:
+    for workdir in workdirs:
+      workdir.mkdir(parents=True, exist_ok=True)
+      if is_writer:
+        stack.enter_context(files.WorkdirLock(workdir))
+    return _train(experiment, workdirs, is_writer, stack.enter_context(StopSignals()))
+
+
+def restore_state(experiment: Experiment, checkpointers: list[checkpoint_lib.Checkpointer]
+                  ) -> update_lib.TrainState:
+  """The newest intact checkpoint (for a population: every member's, of one step), or a
+  fresh state. `hparams` and `data_key` always come from the config, as they would on a
+  fresh start, so a resumed run takes the hyperparameters it is given."""
+  initial = experiment.initial_state()
+  if not experiment.members:
+    restored = checkpointers[0].restore_latest(initial)
   else:
-    logging.info("Resumed from the checkpoint of step %d", int(state["step"]))
-  start_step = int(state["step"])
-  if is_writer:
-    _save_config(config, workdir, experiment.mesh.devices.size)
-  writer = writers.MetricWriter(workdir, start_step, enabled=is_writer)
-  train_steps = experiment.step_runner()
-  evaluator = PeriodicEvaluator(experiment, workdir, writer, is_writer, start_step)
+    like = population.member(initial, 0)
+    latest = [checkpointer.restore_latest(like) for checkpointer in checkpointers]
+    steps = [0 if state is None else int(state["step"]) for state in latest]
+    restored = population.stack(latest) if min(steps) == max(steps) > 0 else None
+    if min(steps) != max(steps):  # stopped between two members' saves of one step
+      try:
+        restored = population.stack([c.restore(min(steps), like) for c in checkpointers])
+      except ValueError:
+        logging.warning("The members' checkpoints have no step in common (%s): starting "
+                        "again from step 0", steps)
+  if restored is None:
+    return initial
+  return jax.device_put({**restored, "hparams": initial["hparams"],
+                         "data_key": initial["data_key"]}, experiment.replicated)
 
-  variant = experiment.variant
-  sample_inputs = variant.sample_inputs(experiment.keys["samples"], config.num_samples)
-  sample_fn = jax.jit(variant.sample)
+
+def _train(experiment: Experiment, workdirs: list[Path], is_writer: bool,
+           stop: StopSignals) -> list[dict[str, Any]]:
+  config, variant = experiment.config, experiment.variant
+  configs = experiment.members or (config,)
+  pick = population.member if experiment.members else lambda tree, index: tree
+  labels = [f"{w.name}: " if experiment.members else "" for w in workdirs]
+  checkpointers = [checkpoint_lib.Checkpointer(w / "checkpoints", config.keep_checkpoints)
+                   for w in workdirs]
+  state = restore_state(experiment, checkpointers)
+  start_step = int(pick(state, 0)["step"])
+  if start_step:
+    logging.info("Resumed from the checkpoint of step %d", start_step)
+  if is_writer:
+    for member_config, workdir in zip(configs, workdirs):
+      _save_config(member_config, workdir, experiment.mesh.devices.size)
+  metric_writers = [writers.MetricWriter(w, start_step, enabled=is_writer) for w in workdirs]
+  evaluators = [PeriodicEvaluator(c, variant, w, writer, is_writer, start_step)
+                for c, w, writer in zip(configs, workdirs, metric_writers)]
+  train_steps = experiment.step_runner()
+
+  if experiment.members:
+    sample_inputs = population.stack([variant.sample_inputs(key, config.num_samples)
+                                      for key in experiment.keys["samples"]])
+  else:
+    sample_inputs = variant.sample_inputs(experiment.keys["samples"], config.num_samples)
+  sample_inputs = global_array(jax.device_get(sample_inputs), experiment.replicated)
+  sample_fn = jax.jit(jax.vmap(variant.sample) if experiment.members else variant.sample,
+                      out_shardings=experiment.replicated)
 
   def write_samples(state, step):
-    generated = sample_fn(state["params"], state["batch_stats"], sample_inputs)
-    grid = images_lib.make_grid(data_lib.to_uint8(generated),
-                                getattr(variant, "grid_columns", None))
-    images_lib.save_png(workdir / "samples" / f"step_{step:06d}.png", grid)
-    writer.write_image(step, "samples", grid)
+    generated = jax.device_get(sample_fn(state["params"], state["batch_stats"],
+                                         sample_inputs))
+    for index, (workdir, writer) in enumerate(zip(workdirs, metric_writers)):
+      grid = images_lib.make_grid(data_lib.to_uint8(pick(generated, index)),
+                                  getattr(variant, "grid_columns", None))
+      images_lib.save_png(workdir / "samples" / f"step_{step:06d}.png", grid)
+      writer.write_image(step, "samples", grid)
+
+  def save_checkpoints(step, state):
+    for index, checkpointer in enumerate(checkpointers):
+      checkpointer.save(step, pick(state, index))
 
   if is_writer and start_step == 0:
     write_samples(state, 0)
@@ -320,56 +421,68 @@ def _train(experiment: Experiment, workdir: Path, is_writer: bool,
   if start_step >= num_steps:
     logging.info("The checkpoint is at step %d: nothing to train up to num_train_steps = %d",
                  start_step, num_steps)
-  step, saved_step, last_metrics = start_step, start_step, {}
+  step, saved_step, last_metrics = start_step, start_step, [{} for _ in workdirs]
   timer_step, timer_start = step, time.perf_counter()
   try:
     while step < num_steps:
       if stop.received:
         if saved_step != step:
-          checkpointer.save(step, state)
+          save_checkpoints(step, state)
         logging.warning("Stopped by %s after step %d; the checkpoint is saved. Run the "
                         "same command again to continue.", stop.received, step)
         return last_metrics
       count = min(config.steps_per_dispatch, num_steps - step)
       state, metrics = train_steps(state, count)
       previous_step, step = step, step + count
-      metrics = jax.device_get(metrics)  # small: a few scalars per step
-      if (problem := check_finite(metrics, previous_step + 1)) is not None:
+      metrics = jax.device_get(metrics)  # small: a few scalars per step (and member)
+      member_metrics = [{k: v[:, index] for k, v in metrics.items()} if experiment.members
+                        else metrics for index in range(len(workdirs))]
+      for label, values in zip(labels, member_metrics):
+        if (problem := check_finite(values, previous_step + 1)) is None:
+          continue
         if config.nan_policy == "stop":
           raise NonFiniteError(
-              f"non-finite value at {problem}; stopped without saving, the last good "
-              f"checkpoint (step {saved_step}) is untouched. Lower the learning rate, or "
-              "set --config.nan_policy=skip to skip such steps")
-        logging.warning("Skipped the update of %s (config.nan_policy = 'skip')", problem)
+              f"{label}non-finite value at {problem}; stopped without saving, the last "
+              f"good checkpoint (step {saved_step}) is untouched. Lower the learning "
+              "rate, or set --config.nan_policy=skip to skip such steps")
+        logging.warning("%sSkipped the update of %s (config.nan_policy = 'skip')", label,
+                        problem)
       logged = [s for s in range(previous_step + 1, step + 1)
                 if s % config.log_every == 0 or s == num_steps]
       if logged:
         elapsed = time.perf_counter() - timer_start
         steps_per_s = (step - timer_step) / max(elapsed, 1e-9)
         timer_step, timer_start = step, time.perf_counter()
-        for s in logged:
-          last_metrics = {k: float(v[s - previous_step - 1]) for k, v in metrics.items()}
-          writer.write_scalars(s, {**last_metrics, "steps_per_s": steps_per_s})
-        logging.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, num_steps,
-                     _format_console_metrics(last_metrics), steps_per_s,
-                     _format_duration((num_steps - step) / max(steps_per_s, 1e-9)))
+        for index, values in enumerate(member_metrics):
+          for s in logged:
+            last_metrics[index] = {k: float(v[s - previous_step - 1])
+                                   for k, v in values.items()}
+            metric_writers[index].write_scalars(
+                s, {**last_metrics[index], "steps_per_s": steps_per_s})
+          logging.info("%sstep %d/%d  %s  %.2f steps/s  ETA %s", labels[index], step,
+                       num_steps, _format_console_metrics(last_metrics[index]), steps_per_s,
+                       _format_duration((num_steps - step) / max(steps_per_s, 1e-9)))
       if is_writer and (_crossed(previous_step, step, config.sample_every)
                         or step == num_steps):
         write_samples(state, step)
       if _crossed(previous_step, step, config.checkpoint_every) or step == num_steps:
-        checkpointer.save(step, state)
+        save_checkpoints(step, state)
         saved_step = step
       if config.eval_every and (_crossed(previous_step, step, config.eval_every)
                                 or step == num_steps):
-        evaluator.evaluate(state, step)
+        for index, evaluator in enumerate(evaluators):
+          # Several processes: each evaluates a host copy by itself; process 0 writes.
+          evaluated = pick(state, index)
+          evaluator.evaluate(jax.device_get(evaluated) if jax.process_count() > 1
+                             else evaluated, step)
   finally:
-    checkpointer.close()
-    evaluator.close()
-    writer.close()
+    for closeable in (*checkpointers, *evaluators, *metric_writers):
+      closeable.close()
   if is_writer:
-    frames = sorted((workdir / "samples").glob("step_*.png"))
-    if frames:
-      images_lib.save_gif(frames, workdir / "samples.gif")
+    for workdir in workdirs:
+      frames = sorted((workdir / "samples").glob("step_*.png"))
+      if frames:
+        images_lib.save_gif(frames, workdir / "samples.gif")
   return last_metrics
 
 

@@ -16,8 +16,10 @@ import optax
 from gax import data as data_lib
 
 Array = jax.Array
-TrainState = dict[str, Any]  # step, key, params, batch_stats, opt_state
+# step, key, data_key, hparams, params, batch_stats, opt_state
+TrainState = dict[str, Any]
 StepFn = Callable[[TrainState, Array], tuple[TrainState, dict[str, Array]]]
+OptimizersFn = Callable[[dict[str, Array]], dict[str, optax.GradientTransformation]]
 
 
 def _merge(tree: dict, updates: dict) -> dict:
@@ -49,12 +51,15 @@ def all_finite(metrics: dict[str, Array]) -> Array:
                             for name in GUARDED_METRICS if name in metrics]))
 
 
-def make_update_fn(variant, optimizers: dict[str, optax.GradientTransformation],
+def make_update_fn(variant, create_optimizers: OptimizersFn,
                    batches: data_lib.TrainBatches,
                    constrain_batch: Callable[[Array], Array] = lambda x: x,
                    nan_policy: str = "stop", inject_nan_at_step: int = 0) -> StepFn:
   """Builds the (uncompiled) function that advances the state by one step.
 
+  Everything that may differ between members of a population comes from the state:
+  the keys, and the continuous hyperparameters `state["hparams"]` that
+  `create_optimizers(hparams)` and `variant.with_hparams(hparams)` read.
   `batches.select(data, step)` gives the step's uint8 real images
   [d_steps, batch, H, W, C]; `constrain_batch` places a batch on the mesh. With
   `nan_policy="skip"` a step whose losses or gradient norms are not finite leaves
@@ -66,8 +71,10 @@ def make_update_fn(variant, optimizers: dict[str, optax.GradientTransformation],
 
   def update(state: TrainState, data: Array) -> tuple[TrainState, dict[str, Array]]:
     step_key = jax.random.fold_in(state["key"], state["step"])
+    optimizers = create_optimizers(state["hparams"])
+    model = variant.with_hparams(state["hparams"])
     real = jax.tree.map(lambda x: constrain_batch(data_lib.to_model_range(x)),
-                        batches.select(data, state["step"]))
+                        batches.with_data_key(state["data_key"]).select(data, state["step"]))
     if inject_nan_at_step:
       real = jax.tree.map(
           lambda x: jnp.where(state["step"] + 1 == inject_nan_at_step, jnp.nan, x), real)
@@ -76,11 +83,11 @@ def make_update_fn(variant, optimizers: dict[str, optax.GradientTransformation],
     batch = lambda i: jax.tree.map(lambda x: x[i], real)
     for i in range(d_steps):  # k is small: unrolled beats a loop on every backend
       params, batch_stats, opt_state["discriminator"], d_metrics = _update_network(
-          "discriminator", variant.discriminator_loss, optimizers["discriminator"],
+          "discriminator", model.discriminator_loss, optimizers["discriminator"],
           opt_state["discriminator"], params, batch_stats, batch(i),
           jax.random.fold_in(step_key, i))
     params, batch_stats, opt_state["generator"], g_metrics = _update_network(
-        "generator", variant.generator_loss, optimizers["generator"],
+        "generator", model.generator_loss, optimizers["generator"],
         opt_state["generator"], params, batch_stats, batch(-1),
         jax.random.fold_in(step_key, d_steps))
     metrics = {**d_metrics, **g_metrics}

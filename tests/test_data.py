@@ -36,6 +36,15 @@ def test_digits_resized_and_fake_shapes():
   assert fake.images.shape == (50, 16, 16, 3)
 
 
+def test_digits_framed_puts_the_8x8_digits_in_a_12x12_frame_like_mnist():
+  digits = data.load_dataset(_data_config(), "digits", "test")
+  framed = data.load_dataset(_data_config(), "digits_framed", "test")
+  assert framed.images.shape[1:] == (12, 12, 1)
+  np.testing.assert_array_equal(framed.images[:, 2:10, 2:10], digits.images)
+  assert framed.images.sum() == digits.images.sum()  # the border is empty
+  np.testing.assert_array_equal(framed.labels, digits.labels)
+
+
 def test_channel_conversion():
   rgb = data.load_dataset(_data_config(channels=3), "mnist5k", "test")
   assert rgb.images.shape[-1] == 3

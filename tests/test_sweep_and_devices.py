@@ -1,14 +1,17 @@
-"""Sweeps (trials, summary, rerun skips) and 1-device versus 8-device training."""
+"""Sweeps (trials, summary, rerun skips), 1 versus 8 devices, and two processes."""
 
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 
+import jax
+import numpy as np
 import pytest
-from test_train import ROOT
+from test_train import ROOT, read_metrics, restore_params
 
 from gax import config_base, sweep
 
@@ -94,3 +97,37 @@ def test_one_and_eight_devices_give_the_same_parameters(tmp_path):
                           env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert float(result.stdout.split("worst relative difference")[1]) < 1e-4
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("on_device", ["yes", "no"])
+def test_two_processes_train_what_one_process_with_two_devices_trains(tmp_path, on_device):
+  flags = ["-m", "gax.main", "--config=configs/dcgan_mnist.py",
+           *(f"--config.{t}" for t in TINY), "--config.optimizer.name=sgd",
+           "--config.optimizer.learning_rate=0.05", f"--config.data.on_device={on_device}"]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device each
+  port = _free_port()
+  processes = [subprocess.Popen(
+      [sys.executable, *flags, f"--workdir={tmp_path / 'two'}", "--jax_distributed",
+       f"--coordinator_address=localhost:{port}", "--num_processes=2",
+       f"--process_id={index}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True) for index in (1, 0)]
+  logs = [p.communicate(timeout=300)[0] for p in processes]
+  assert all(p.returncode == 0 for p in processes), logs[1][-3000:] + logs[0][-3000:]
+  assert "Training on 2 cpu device(s)" in logs[1]
+  single = subprocess.run(
+      [sys.executable, *flags, f"--workdir={tmp_path / 'one'}"], cwd=ROOT, timeout=300,
+      env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+      capture_output=True, text=True)
+  assert single.returncode == 0, single.stderr[-3000:]
+  two, one = tmp_path / "two", tmp_path / "one"
+  assert read_metrics(two) == read_metrics(one)  # written by process 0 only, once
+  for a, b in zip(jax.tree.leaves(restore_params(two, 2)),
+                  jax.tree.leaves(restore_params(one, 2))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert json.loads((two / "config.json").read_text())["devices_used"] == 2

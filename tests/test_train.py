@@ -49,8 +49,14 @@ def read_metrics(workdir: Path) -> list[dict]:
 
 
 def restore_params(workdir: Path, step: int):
-  return ocp.StandardCheckpointer().restore(
-      (workdir / "checkpoints" / str(step) / "state").absolute())["params"]
+  """A checkpoint's params as numpy arrays, whatever devices saved them."""
+  path = (workdir / "checkpoints" / str(step) / "state").absolute()
+  checkpointer = ocp.PyTreeCheckpointer()
+  metadata = checkpointer.metadata(path)
+  tree = getattr(metadata, "item_metadata", metadata)
+  tree = getattr(tree, "tree", tree)
+  as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  return checkpointer.restore(path, restore_args=as_numpy)["params"]
 
 
 @pytest.mark.parametrize("name", ["gan_mnist", "dcgan_mnist", "lsgan_mnist", "dcgan64"])

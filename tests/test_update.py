@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from gax import config_base, data, train, update, variants
+from gax import config_base, data, optim, train, update, variants
 
 SHAPE = (8, 8, 1)
 
@@ -25,9 +25,11 @@ def _setup(config, on_device=True):
   batches = data.TrainBatches(images, keys["data"], config.batch_size, config.d_steps,
                               on_device)
   variant = variants.create_variant(config, SHAPE, np.float32)
-  optimizers = train.create_optimizers(config)
-  state = train.create_train_state(variant, optimizers, keys, SHAPE)
-  return images, batches, update.make_update_fn(variant, optimizers, batches), state
+  state = train.create_train_state(variant, optim.create_optimizers(config), keys, SHAPE,
+                                   optim.hyperparameters(config))
+  update_fn = update.make_update_fn(variant, lambda hparams: optim.create_optimizers(
+      config, hparams), batches)
+  return images, batches, update_fn, state
 
 
 def _run(config, num_dispatches, steps_per_dispatch=1, on_device=True):

@@ -3,7 +3,8 @@
 A variant provides `init(key, image_shape) -> (params, batch_stats)` (dicts keyed by the
 optimised groups "generator" and "discriminator"), `discriminator_loss` and
 `generator_loss` (each `(params, batch_stats, real, key) -> (loss, (stats, metrics))`),
-and `sample_inputs` / `sample` for the sample grids.
+`with_hparams(hparams)` (itself with the train state's continuous loss weights), and
+`sample_inputs` / `sample` for the sample grids.
 """
 
 import numpy as np

@@ -75,6 +75,11 @@ class CycleGAN:
   pool_size: int = 50
   sample_images: dict[str, Array] | None = None  # fixed inputs of the sample grids
 
+  def with_hparams(self, hparams: dict[str, Array]) -> "CycleGAN":
+    """This CycleGAN with the (possibly traced) loss weights of the train state."""
+    return dataclasses.replace(self, cycle_weight=hparams["cycle_weight"],
+                               identity_weight=hparams["identity_weight"])
+
   def init(self, key: Array, image_shape: tuple[int, ...]) -> tuple[Pytree, Pytree]:
     keys = jax.random.split(key, 4)
     x = jnp.zeros((1, *image_shape))

@@ -28,6 +28,10 @@ class GAN:
   noise_dim: int
   noise: str = "normal"
 
+  def with_hparams(self, hparams: dict[str, Array]) -> "GAN":
+    del hparams  # the GAN's losses have no continuous weights
+    return self
+
   def sample_noise(self, key: Array, count: int) -> Array:
     if self.noise == "uniform":
       # Unit variance, as in the paper's pylearn2 code.

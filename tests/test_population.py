@@ -1,0 +1,126 @@
+"""Populations: one vmapped program trains what separate runs train, workdir for workdir."""
+
+import csv
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from test_train import ROOT, load_config, read_metrics, restore_params, tiny
+
+from gax import config_base, population, train
+
+SEEDS = range(8)
+
+
+def _config(steps=3):
+  config = tiny(load_config("gan_mnist"), steps=steps)
+  # SGD: Adam divides by sqrt(v), which turns float-rounding differences in near-zero
+  # gradients (vmapped and plain matmuls round differently) into full-size steps.
+  config.optimizer.name, config.optimizer.learning_rate = "sgd", 0.05
+  return config
+
+
+def _members(workdir, seeds=SEEDS):
+  return [(workdir / f"seed{seed}", {"seed": seed,
+                                     "optimizer.d_learning_rate": 0.02 + 0.01 * seed,
+                                     "optimizer.b1": 0.5})
+          for seed in seeds]
+
+
+def _member_config(overrides, steps=3):
+  config = _config(steps)
+  config_base.apply_overrides(config, overrides)
+  return config
+
+
+def _assert_close(params_a, params_b, rtol):
+  for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=True):
+    scale = np.max(np.abs(b)) + 1e-12
+    assert np.max(np.abs(np.asarray(a) - np.asarray(b))) / scale < rtol
+
+
+def _assert_same_metrics(workdir_a, workdir_b):
+  records_a, records_b = read_metrics(workdir_a), read_metrics(workdir_b)
+  assert [r["step"] for r in records_a] == [r["step"] for r in records_b]
+  for a, b in zip(records_a, records_b):
+    assert a.keys() == b.keys()
+    np.testing.assert_allclose([a[k] for k in sorted(a)], [b[k] for k in sorted(b)],
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_a_population_of_eight_seeds_matches_eight_separate_runs(tmp_path):
+  members = _members(tmp_path / "population")
+  final = train.train_population(_config(), members)
+  assert len(final) == 8 and len({m["g_loss"] for m in final}) == 8
+  for workdir, overrides in members:
+    alone = tmp_path / "alone" / workdir.name
+    train.train_and_evaluate(_member_config(overrides), str(alone))
+    _assert_close(restore_params(workdir, 3), restore_params(alone, 3), rtol=1e-5)
+    _assert_same_metrics(workdir, alone)
+    saved = config_base.load_json(workdir / "config.json")
+    assert saved.seed == overrides["seed"]
+    assert saved.optimizer.d_learning_rate == overrides["optimizer.d_learning_rate"]
+    assert (workdir / "samples" / "step_000003.png").exists()
+
+
+def test_a_resumed_population_ends_where_an_uninterrupted_one_ends(tmp_path):
+  straight = _members(tmp_path / "straight", seeds=(0, 1))
+  train.train_population(_config(steps=4), straight)
+  resumed = _members(tmp_path / "resumed", seeds=(0, 1))
+  train.train_population(_config(steps=2), resumed)
+  train.train_population(_config(steps=4), resumed)
+  for (a, _), (b, _) in zip(straight, resumed):
+    _assert_close(restore_params(a, 4), restore_params(b, 4), rtol=1e-6)
+    assert read_metrics(a) == read_metrics(b)
+
+
+def test_members_may_differ_only_in_population_fields(tmp_path):
+  with pytest.raises(config_base.ConfigError, match="not in batch_size"):
+    train.train_population(_config(), [(tmp_path / "a", {"seed": 1}),
+                                       (tmp_path / "b", {"batch_size": 16})])
+  assert not (tmp_path / "a").exists()
+
+
+def test_population_file_errors_say_what_is_expected(tmp_path):
+  bad = tmp_path / "members.json"
+  bad.write_text('{"members": [{"overrides": {}}]}')
+  with pytest.raises(config_base.ConfigError, match="expected JSON"):
+    population.read_population_file(str(bad))
+  bad.write_text('{"members": [{"workdir": "a"}, {"workdir": "a"}]}')
+  with pytest.raises(config_base.ConfigError, match="share a workdir"):
+    population.read_population_file(str(bad))
+
+
+SWEEP = """
+TINY = {"batch_size": 8, "num_train_steps": 2, "log_every": 1, "sample_every": 2,
+        "checkpoint_every": 2, "num_samples": 4, "optimizer.name": "sgd"}
+
+def sweep(add):
+  for seed in (0, 1):
+    for lr in (0.01, 0.02):
+      add(**TINY, **{"seed": seed, "optimizer.learning_rate": lr})
+  add(**TINY, **{"seed": 0, "optimizer.learning_rate": 0.01, "d_steps": 2})
+"""
+
+
+def test_sweep_in_population_mode_groups_trials_and_summarizes_each(tmp_path):
+  sweep_file = tmp_path / "sweep.py"
+  sweep_file.write_text(SWEEP)
+  command = [sys.executable, "-m", "gax.sweep", "--config=configs/gan_mnist.py",
+             f"--sweep={sweep_file}", f"--workdir={tmp_path / 'sweep'}", "--population"]
+  dry = subprocess.run(command + ["--dry_run"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+  lines = dry.stdout.strip().splitlines()
+  assert len(lines) == 2, dry.stderr[-2000:]  # a population of 4, and d_steps=2 alone
+  assert "--population=" in lines[0] and "--population=" not in lines[1]
+
+  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with (tmp_path / "sweep" / "summary.csv").open() as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 5 and all(row["step"] == "2" for row in rows)
+  assert len({row["g_loss"] for row in rows}) == 5
+  rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert "2 finished already, 0 to run" in rerun.stderr
