@@ -53,6 +53,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.steps_per_dispatch = 1  # > 1: that many steps per compiled call (lax.scan)
   config.dtype = "float32"  # compute dtype; params and losses stay float32
   config.num_devices = 0  # 0: all local devices
+  # A population's step: "vmap", "unroll" (members side by side), "auto" (unroll on CPU)
+  config.population_step = "auto"
   config.log_every = 50
   config.sample_every = 500
   config.num_samples = 64  # images in each sample grid

@@ -12,6 +12,7 @@ overrides keyed by dotted config paths, as in sweep files.
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,38 @@ def read_population_file(path: str) -> list[tuple[Path, dict[str, Any]]]:
 def write_population_file(path: Path, members: list[tuple[Path, dict[str, Any]]]) -> None:
   files.write_json(path, {"members": [{"workdir": str(w), "overrides": o}
                                       for w, o in members]})
+
+
+def vectorizes(config: ml_collections.ConfigDict) -> bool:
+  """Whether the population's step is vmapped ("vmap") or unrolled member by member
+  ("unroll"); "auto" unrolls on CPU, where XLA runs the grouped convolutions that vmap
+  makes of per-member kernels several times slower than the members' own ones."""
+  choice = config.population_step
+  if choice not in ("auto", "vmap", "unroll"):
+    raise config_base.ConfigError(
+        f"config.population_step = {choice!r} must be 'auto', 'vmap' or 'unroll'")
+  if choice == "auto":
+    return jax.default_backend() != "cpu"
+  return choice == "vmap"
+
+
+def batched(update: Callable, num_members: int, shared_data: bool, vectorize: bool
+            ) -> Callable:
+  """The single-model step `update(state, data)` over a stacked population state.
+
+  `shared_data`: every member reads the same `data` (a resident dataset); otherwise
+  `data` carries one entry per member on its leading axis. Either way it is one compiled
+  program: vmapped, or with the members' steps unrolled side by side.
+  """
+  if vectorize:
+    return jax.vmap(update, in_axes=(0, None if shared_data else 0))
+
+  def unrolled(state, data):
+    results = [update(member(state, index), data if shared_data else member(data, index))
+               for index in range(num_members)]
+    return stack([r[0] for r in results]), stack([r[1] for r in results])
+
+  return unrolled
 
 
 def stack(trees: list[Any]) -> Any:

@@ -178,7 +178,9 @@ class StepRunner:
         lambda batch: jax.lax.with_sharding_constraint(batch, batch_sharding),
         experiment.config.nan_policy, experiment.config.inject_nan_at_step)
     if experiment.members:  # the dataset is shared; host batches come one set per member
-      update = jax.vmap(update, in_axes=(0, None if self._batches.on_device else 0))
+      update = population.batched(update, len(experiment.members),
+                                  shared_data=self._batches.on_device,
+                                  vectorize=population.vectorizes(experiment.config))
     self._update = update
     if self._batches.on_device:
       self._data_sharding = self._replicated

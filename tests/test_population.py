@@ -50,13 +50,27 @@ def _assert_same_metrics(workdir_a, workdir_b):
                                rtol=1e-4, atol=1e-6)
 
 
-def test_a_population_of_eight_seeds_matches_eight_separate_runs(tmp_path):
+@pytest.fixture(scope="module")
+def separate_runs(tmp_path_factory):
+  """The eight members, each trained alone: {member name: workdir}."""
+  root = tmp_path_factory.mktemp("alone")
+  runs = {}
+  for workdir, overrides in _members(root):
+    train.train_and_evaluate(_member_config(overrides), str(workdir))
+    runs[workdir.name] = workdir
+  return runs
+
+
+@pytest.mark.parametrize("form", ["vmap", "unroll"])
+def test_a_population_of_eight_seeds_matches_eight_separate_runs(tmp_path, separate_runs,
+                                                                 form):
   members = _members(tmp_path / "population")
-  final = train.train_population(_config(), members)
+  config = _config()
+  config.population_step = form
+  final = train.train_population(config, members)
   assert len(final) == 8 and len({m["g_loss"] for m in final}) == 8
   for workdir, overrides in members:
-    alone = tmp_path / "alone" / workdir.name
-    train.train_and_evaluate(_member_config(overrides), str(alone))
+    alone = separate_runs[workdir.name]
     _assert_close(restore_params(workdir, 3), restore_params(alone, 3), rtol=1e-5)
     _assert_same_metrics(workdir, alone)
     saved = config_base.load_json(workdir / "config.json")
