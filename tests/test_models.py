@@ -85,14 +85,21 @@ def test_model_rejects_image_size_it_cannot_make():
     (5, 2, "SAME", 7), (5, 2, "SAME", 14), (5, 1, "SAME", 7), (3, 2, "SAME", 5),
     (4, 2, ((2, 2), (2, 2)), 8), (4, 1, "VALID", 1), (3, 3, "VALID", 4),
 ])
-def test_subpixel_conv_transpose_equals_flax(kernel, stride, padding, size):
+def test_subpixel_conv_transpose_and_its_gradients_equal_flax(kernel, stride, padding, size):
   x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 1, 5))
   reference = nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride),
                                padding=padding)
   variables = reference.init(jax.random.PRNGKey(1), x)
   variables = jax.tree.map(lambda v: jax.random.normal(KEY, v.shape), variables)
   expected = reference.apply(variables, x)
+  cotangent = jax.random.normal(jax.random.PRNGKey(2), expected.shape)
+  expected_grads = jax.vjp(reference.apply, variables, x)[1](cotangent)
   for impl in ("subpixel", "xla"):
     ours = ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding=padding,
                          impl=impl)
     np.testing.assert_allclose(ours.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
+    # The subpixel path has its own kernel gradient (a strided convolution's).
+    grads = jax.vjp(ours.apply, variables, x)[1](cotangent)
+    for ours_grad, expected_grad in zip(jax.tree.leaves(grads),
+                                        jax.tree.leaves(expected_grads), strict=True):
+      np.testing.assert_allclose(ours_grad, expected_grad, rtol=1e-4, atol=1e-4)

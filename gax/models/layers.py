@@ -9,6 +9,7 @@ times faster than the input-dilated one it would otherwise emit. Parameters ("ke
 the same checkpoint.
 """
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -69,6 +70,55 @@ def _phase_conv(x, kernel, offsets, out_size, precision):
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
                             padding: Padding, precision=None) -> jax.Array:
   """Equals `lax.conv_transpose(x, kernel, strides, padding)` in NHWC / HWIO layout.
+
+  Its kernel gradient is that of the strided convolution the transposed one is the
+  adjoint of (see `_kernel_gradient`).
+  """
+  pads = tuple(tuple(pair) for pair in _padding_pairs(padding, kernel.shape[:2], strides))
+  return _subpixel_with_fast_kernel_gradient(x, kernel, tuple(strides), pads, precision)
+
+
+def _kernel_gradient(x, kernel, strides, pads, grad, precision):
+  """d<conv_transpose(x, kernel), grad>/d kernel, computed as a strided convolution's
+  kernel gradient: <conv_transpose(x, k), g> = <x, conv(g, flip(k))>, where conv is the
+  stride-s convolution whose input gradient the transposed convolution is. XLA's CPU
+  backend computes this 1.5 to 3 times faster than the per-phase kernel gradients."""
+  adjoint_pads = [(k - 1 - low, (n - 1) * s + k - g - (k - 1 - low))
+                  for k, s, (low, _), n, g in zip(kernel.shape[:2], strides, pads,
+                                                  x.shape[1:3], grad.shape[1:3])]
+
+  def inner_product(kernel):
+    flipped = kernel[::-1, ::-1].swapaxes(2, 3)  # HWIO of the adjoint convolution
+    conv = jax.lax.conv_general_dilated(grad, flipped, strides, adjoint_pads,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        precision=precision)
+    return jnp.vdot(x.astype(conv.dtype), conv)
+
+  return jax.grad(inner_product)(kernel)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _subpixel_with_fast_kernel_gradient(x, kernel, strides, pads, precision):
+  return _subpixel_conv_transpose(x, kernel, strides, pads, precision)
+
+
+def _subpixel_fwd(x, kernel, strides, pads, precision):
+  return _subpixel_conv_transpose(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _subpixel_bwd(strides, pads, precision, residuals, grad):
+  x, kernel = residuals
+  dx = jax.vjp(lambda x: _subpixel_conv_transpose(x, kernel, strides, pads, precision),
+               x)[1](grad)[0]
+  return dx, _kernel_gradient(x, kernel, strides, pads, grad, precision)
+
+
+_subpixel_with_fast_kernel_gradient.defvjp(_subpixel_fwd, _subpixel_bwd)
+
+
+def _subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+                             padding: Padding, precision=None) -> jax.Array:
+  """The forward computation of `subpixel_conv_transpose`.
 
   Phases whose taps fit one shared window with little waste (5x5 kernels, stride 2)
   run as one convolution with s*s times the output channels; otherwise (4x4 kernels,
