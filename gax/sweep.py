@@ -115,27 +115,28 @@ def write_summary(workdir: Path, rows: list[dict]) -> None:
 
 def population_jobs(config_arg: str, workdir: Path, trials: list[tuple[str, dict, int]]
                     ) -> list[tuple[str, list[str], list[str]]]:
-  """Groups the trials that differ only in population fields into one vmapped job each.
+  """Groups the trials that differ only in population fields into one population job
+  each (one compiled program, see gax/population.py).
 
   Returns (job name, command, trial names); a trial alone in its group runs by itself.
   """
   groups = {}
   for name, overrides, _ in trials:
     shared = {k: v for k, v in overrides.items() if k not in population.POPULATION_FIELDS}
-    groups.setdefault(repr(sorted(shared.items())), (shared, []))[1].append(
-        (name, {k: v for k, v in overrides.items() if k in population.POPULATION_FIELDS}))
+    groups.setdefault(repr(sorted(shared.items())), (shared, []))[1].append((name, overrides))
   jobs = []
   for index, (shared, members) in enumerate(groups.values()):
     if len(members) == 1:
-      name, _ = members[0]
-      overrides = next(o for n, o, _ in trials if n == name)
+      name, overrides = members[0]
       jobs.append((name, trial_command(config_arg, workdir / name, overrides), [name]))
       continue
     job = f"population_{index:03d}"
     members_file = workdir / job / "population.json"
-    population.write_population_file(members_file, [(Path(n), o) for n, o in members])
+    population.write_population_file(members_file, [
+        (Path(name), {k: v for k, v in overrides.items() if k not in shared})
+        for name, overrides in members])
     command = trial_command(config_arg, workdir, shared) + [f"--population={members_file}"]
-    jobs.append((job, command, [n for n, _ in members]))
+    jobs.append((job, command, [name for name, _ in members]))
   return jobs
 
 

@@ -81,20 +81,20 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[i
 def _kernel_gradient(x, kernel, strides, pads, grad, precision):
   """d<conv_transpose(x, kernel), grad>/d kernel, computed as a strided convolution's
   kernel gradient: <conv_transpose(x, k), g> = <x, conv(g, flip(k))>, where conv is the
-  stride-s convolution whose input gradient the transposed convolution is. XLA's CPU
+  stride-s convolution whose input gradient the transposed convolution is, so the
+  kernel gradient is the transpose of k -> conv(g, flip(k)) applied to x. XLA's CPU
   backend computes this 1.5 to 3 times faster than the per-phase kernel gradients."""
   adjoint_pads = [(k - 1 - low, (n - 1) * s + k - g - (k - 1 - low))
                   for k, s, (low, _), n, g in zip(kernel.shape[:2], strides, pads,
                                                   x.shape[1:3], grad.shape[1:3])]
 
-  def inner_product(kernel):
+  def adjoint_conv(kernel):
     flipped = kernel[::-1, ::-1].swapaxes(2, 3)  # HWIO of the adjoint convolution
-    conv = jax.lax.conv_general_dilated(grad, flipped, strides, adjoint_pads,
+    return jax.lax.conv_general_dilated(grad, flipped, strides, adjoint_pads,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                         precision=precision)
-    return jnp.vdot(x.astype(conv.dtype), conv)
 
-  return jax.grad(inner_product)(kernel)
+  return jax.linear_transpose(adjoint_conv, kernel)(x.astype(grad.dtype))[0]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -108,8 +108,8 @@ def _subpixel_fwd(x, kernel, strides, pads, precision):
 
 def _subpixel_bwd(strides, pads, precision, residuals, grad):
   x, kernel = residuals
-  dx = jax.vjp(lambda x: _subpixel_conv_transpose(x, kernel, strides, pads, precision),
-               x)[1](grad)[0]
+  dx = jax.linear_transpose(  # linear in x: no forward pass to redo
+      lambda x: _subpixel_conv_transpose(x, kernel, strides, pads, precision), x)(grad)[0]
   return dx, _kernel_gradient(x, kernel, strides, pads, grad, precision)
 
 
