@@ -4,17 +4,21 @@
       --batch_size=64 --steps=20 [--dtype=bfloat16] [--config.field=value ...]
 
 The step is the one `gax.main` runs (same experiment, same compiled update, data on the
-device), timed after compilation. FLOPs come from XLA's own cost analysis.
+device), timed after compilation. FLOPs are counted from the step's jaxpr (gax.flops).
 """
 
+import collections
+import gzip
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from gax import train
+from gax import flops, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -23,6 +27,9 @@ flags.DEFINE_integer("steps", 20, "Timed steps after the warm-up.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
 flags.DEFINE_string("dtype", None, "Compute dtype: float32 or bfloat16.")
 flags.DEFINE_integer("steps_per_dispatch", 1, "Steps per compiled call.")
+flags.DEFINE_integer("profile", 0, "Also trace this many dispatches and print the device "
+                     "time of the costliest kernels and XLA ops per step, as a JSON line "
+                     "before the result (accelerators only).")
 flags.mark_flags_as_required(["config"])
 
 # Dense peak FLOP/s by device kind and compute dtype (vendor figures).
@@ -30,6 +37,54 @@ PEAK_FLOPS = {
     "NVIDIA H100 80GB HBM3": {"bfloat16": 989e12, "float32": 495e12},  # fp32 via TF32
     "NVIDIA H200": {"bfloat16": 989e12, "float32": 495e12},
 }
+
+
+def device_time_by_name(run, top: int = 15) -> dict:
+  """Traces `run()` with jax.profiler; device ms of the costliest kernels and of XLA ops.
+
+  A GPU's trace has one line per stream (the kernels) and one of XLA ops (the HLO
+  instructions those kernels belong to); each is summed separately, by event name.
+  """
+  with tempfile.TemporaryDirectory() as log_dir:
+    with jax.profiler.trace(log_dir, create_perfetto_trace=True):
+      run()
+    trace_file = next(Path(log_dir).rglob("perfetto_trace.json.gz"))
+    trace = json.load(gzip.open(trace_file))
+  events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  metadata = [e for e in events if e.get("ph") == "M" and "args" in e]
+  process = {e["pid"]: e["args"].get("name", "") for e in metadata
+             if e["name"] == "process_name"}
+  thread = {(e["pid"], e.get("tid")): e["args"].get("name", "") for e in metadata
+            if e["name"] == "thread_name"}
+  device_pids = {pid for pid, name in process.items() if "/device:" in name or "GPU" in name}
+  totals = {"kernels": collections.Counter(), "xla_ops": collections.Counter()}
+  lines = collections.Counter()
+  for event in events:
+    if event.get("ph") != "X" or event["pid"] not in device_pids:
+      continue
+    line = thread.get((event["pid"], event.get("tid")), "")
+    lines[line] += event["dur"] / 1e3
+    if "Stream" in line:
+      totals["kernels"][event["name"]] += event["dur"] / 1e3
+    elif line == "XLA Ops":
+      totals["xla_ops"][event["name"]] += event["dur"] / 1e3
+  return {"processes": sorted(process.values()),
+          "lines": {line: round(ms, 2) for line, ms in lines.items()},
+          "kernel_ms": sum(totals["kernels"].values()),
+          **{key: counter.most_common(top) for key, counter in totals.items()}}
+
+
+def xla_cost_flops(lowered, compiled) -> float | None:
+  """XLA's own count, for comparison: before backend passes when it has one."""
+  for stage in (lowered, compiled):
+    try:
+      cost = stage.cost_analysis()
+    except Exception:  # backends without cost analysis raise
+      cost = None
+    cost = cost[0] if isinstance(cost, list) and cost else cost
+    if cost and cost.get("flops"):
+      return float(cost["flops"])
+  return None
 
 
 def main(argv):
@@ -46,12 +101,12 @@ def main(argv):
   count = FLAGS.steps_per_dispatch
 
   start = time.perf_counter()
-  compiled = runner.step_fn(count).lower(state, runner.data_for(state, count)).compile()
+  lowered = runner.step_fn(count).lower(state, runner.data_for(state, count))
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  # XLA counts a while loop's body once, so a scanned call reports one step's FLOPs.
-  flops_per_step = float(cost.get("flops", 0.0))
+  flops_per_step = flops.count(runner.step_fn(count), state,
+                               runner.data_for(state, count)) / count
+  xla_flops = xla_cost_flops(lowered, compiled)
 
   for _ in range(FLAGS.warmup):
     state, metrics = compiled(state, runner.data_for(state, count))
@@ -62,6 +117,23 @@ def main(argv):
     state, metrics = compiled(state, runner.data_for(state, count))
   jax.block_until_ready((state, metrics))
   elapsed = time.perf_counter() - start
+
+  if FLAGS.profile:
+    def run_traced():
+      nonlocal state, metrics
+      for _ in range(FLAGS.profile):
+        state, metrics = compiled(state, runner.data_for(state, count))
+      jax.block_until_ready((state, metrics))
+
+    profile = device_time_by_name(run_traced)
+    per_step = FLAGS.profile * count
+    print(json.dumps({
+        "profile": config.model.name, "batch_size": config.batch_size, "dtype": config.dtype,
+        "trace_processes": profile["processes"], "trace_lines_ms": profile["lines"],
+        "kernel_ms_per_step": round(profile["kernel_ms"] / per_step, 3),
+        **{f"{key}_ms_per_step": [[name[:100], round(ms / per_step, 4)]
+                                  for name, ms in profile[key]]
+           for key in ("kernels", "xla_ops")}}))
 
   steps = dispatches * count
   step_s = elapsed / steps
@@ -77,10 +149,14 @@ def main(argv):
       "device": f"{jax.default_backend()}:{device.device_kind}",
       "num_devices": experiment.mesh.devices.size,
       "dtype": config.dtype,
+      "default_matmul_precision": jax.config.jax_default_matmul_precision or "default",
+      "conv_transpose": config.model.get("conv_transpose"),
       "batch_size": config.batch_size,
       "steps": steps,
       "steps_per_dispatch": count,
       "gflop_per_image": round(flops_per_step / config.batch_size / 1e9, 3),
+      "xla_cost_gflop_per_image": (round(xla_flops / count / config.batch_size / 1e9, 3)
+                                   if xla_flops else None),
       "tflops": round(achieved / 1e12, 4),
       "share_of_peak": round(achieved / peak, 4) if peak else None,
       "jax": jax.__version__,

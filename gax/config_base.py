@@ -29,7 +29,9 @@ def base_config() -> ml_collections.ConfigDict:
   ))
   config.model = ml_collections.ConfigDict(dict(
       name="dcgan28", noise_dim=100, noise="normal",
-      conv_transpose="auto",  # "xla", "subpixel", or "auto" (subpixel on CPU)
+      # Strided transposed convs, and strided convs' input gradients: "xla" (input-dilated
+      # convs), "subpixel" or "auto" (per-phase convs + depth-to-space where strided)
+      conv_transpose="auto",
   ))
   config.loss = ml_collections.ConfigDict(dict(
       name="non_saturating", a=0.0, b=1.0, c=1.0,

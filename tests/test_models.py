@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gax import config_base, models
-from gax.models.layers import ConvTranspose
+from gax.models.layers import Conv, ConvTranspose, strided_conv
 from gax.models.mlp import MLPDiscriminator, MLPGenerator
 
 KEY = jax.random.PRNGKey(0)
@@ -103,3 +103,36 @@ def test_subpixel_conv_transpose_and_its_gradients_equal_flax(kernel, stride, pa
     for ours_grad, expected_grad in zip(jax.tree.leaves(grads),
                                         jax.tree.leaves(expected_grads), strict=True):
       np.testing.assert_allclose(ours_grad, expected_grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,size", [
+    (4, 2, ((1, 1), (1, 1)), 16), (5, 2, "SAME", 14), (5, 2, "SAME", 7), (3, 2, "SAME", 8),
+    (4, 2, "VALID", 10), (3, 1, "SAME", 6), (3, 3, "VALID", 9),
+])
+def test_conv_with_per_phase_input_gradient_equals_flax(kernel, stride, padding, size):
+  x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 2, 5))
+  reference = nn.Conv(4, (kernel, kernel), strides=(stride, stride), padding=padding)
+  variables = reference.init(jax.random.PRNGKey(1), x)
+  variables = jax.tree.map(lambda v: jax.random.normal(KEY, v.shape), variables)
+  expected = reference.apply(variables, x)
+  cotangent = jax.random.normal(jax.random.PRNGKey(2), expected.shape)
+  expected_grads = jax.vjp(reference.apply, variables, x)[1](cotangent)
+  for impl in ("auto", "xla"):
+    ours = Conv(4, (kernel, kernel), strides=(stride, stride), padding=padding, impl=impl)
+    np.testing.assert_allclose(ours.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
+    grads = jax.vjp(ours.apply, variables, x)[1](cotangent)
+    for ours_grad, expected_grad in zip(jax.tree.leaves(grads),
+                                        jax.tree.leaves(expected_grads), strict=True):
+      np.testing.assert_allclose(ours_grad, expected_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_strided_conv_takes_the_per_phase_gradient_only_where_the_shapes_allow():
+  kernel = jnp.ones((3, 3, 2, 2))
+
+  def uses_per_phase_gradient(size):
+    jaxpr = jax.make_jaxpr(lambda x: strided_conv(x, kernel, (2, 2), "SAME"))(
+        jnp.ones((1, size, size, 2)))
+    return "custom_vjp" in str(jaxpr)
+
+  assert uses_per_phase_gradient(8)
+  assert not uses_per_phase_gradient(7)  # the gradient's 7 rows are not 2 whole phases

@@ -35,7 +35,7 @@ def _dcgan28(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networ
                      f"(28x28 as in the tutorial); the data is {height}x{width}")
   impl = cfg.get("conv_transpose", "auto")
   return (DCGAN28Generator(shape, dtype=dtype, conv_transpose=impl),
-          DCGAN28Discriminator(dtype=dtype))
+          DCGAN28Discriminator(dtype=dtype, conv_transpose=impl))
 
 
 def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networks:
@@ -44,9 +44,9 @@ def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networ
     raise config_base.ConfigError(f"model 'dcgan64' needs square images whose side is a power of "
                      f"two >= 8 (64x64 as in Radford et al.); the data is "
                      f"{height}x{width}")
-  return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype,
-                           conv_transpose=cfg.get("conv_transpose", "auto")),
-          DCGAN64Discriminator(cfg.ndf, dtype=dtype))
+  impl = cfg.get("conv_transpose", "auto")
+  return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype, conv_transpose=impl),
+          DCGAN64Discriminator(cfg.ndf, dtype=dtype, conv_transpose=impl))
 
 
 MODELS: dict[str, Callable[..., Networks]] = {

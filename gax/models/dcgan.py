@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gax.models.layers import ConvTranspose
+from gax.models.layers import Conv, ConvTranspose
 
 _KERAS_KERNEL_INIT = nn.initializers.xavier_uniform()
 _DCGAN_KERNEL_INIT = nn.initializers.normal(0.02)
@@ -55,13 +55,14 @@ class DCGAN28Discriminator(nn.Module):
 
   dropout: float = 0.3
   dtype: jnp.dtype = jnp.float32
+  conv_transpose: str = "auto"  # how the strided convs' input gradients run (layers.Conv)
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     x = x.astype(self.dtype)
     for features in (64, 128):
-      x = nn.Conv(features, (5, 5), strides=(2, 2), padding="SAME",
-                  kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(x)
+      x = Conv(features, (5, 5), strides=(2, 2), padding="SAME",
+               kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype, impl=self.conv_transpose)(x)
       x = nn.leaky_relu(x, 0.3)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = x.reshape((x.shape[0], -1))
@@ -114,14 +115,16 @@ class DCGAN64Discriminator(nn.Module):
 
   ndf: int = 64
   dtype: jnp.dtype = jnp.float32
+  conv_transpose: str = "auto"  # how the strided convs' input gradients run (layers.Conv)
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     num_down = _num_resolution_steps(x.shape[1])
     x = x.astype(self.dtype)
     for i in range(num_down):
-      x = nn.Conv(self.ndf * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  use_bias=False, kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype)(x)
+      x = Conv(self.ndf * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+               use_bias=False, kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype,
+               impl=self.conv_transpose)(x)
       if i > 0:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                          scale_init=_dcgan_scale_init, dtype=self.dtype)(x)

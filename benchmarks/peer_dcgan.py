@@ -1,7 +1,7 @@
 """Times pytorch/examples' DCGAN training step as its dcgan/main.py writes it; one JSON line.
 
-  python benchmarks/pytorch_peer.py --examples_dir=PATH/TO/pytorch/examples \\
-      --batch_size=64 --steps=20 [--compile] [--device=cuda] [--tf32]
+  python benchmarks/peer_dcgan.py --examples_dir=PATH/TO/pytorch/examples \\
+      --batch_size=64 --steps=20 [--compile] [--device=cuda] [--fp32_precision=tf32]
 
 gax ships none of the peer's code: this reads the Generator, Discriminator and
 weights_init definitions out of the checkout's dcgan/main.py (without running the rest
@@ -10,12 +10,10 @@ device: D on real, D on G(z).detach(), D step, then G through D on the same fake
 Needs torch; gax does not.
 """
 
-import argparse
 import ast
-import json
-import time
 from pathlib import Path
 
+import peer_timing
 import torch
 import torch.nn as nn
 import torch.optim as optim
@@ -39,29 +37,16 @@ def load_peer_models(examples_dir: Path, nz: int, ngf: int, ndf: int, nc: int) -
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--examples_dir", type=Path, required=True)
-  parser.add_argument("--batch_size", type=int, default=64)
-  parser.add_argument("--image_size", type=int, default=64)
-  parser.add_argument("--steps", type=int, default=20)
-  parser.add_argument("--warmup", type=int, default=3)
-  parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-  parser.add_argument("--compile", action="store_true", help="wrap the step in torch.compile")
-  parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls and convs")
-  parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-  args = parser.parse_args()
-  if args.threads:
-    torch.set_num_threads(args.threads)
-  torch.backends.cuda.matmul.allow_tf32 = args.tf32
-  torch.backends.cudnn.allow_tf32 = args.tf32
-  torch.backends.cudnn.benchmark = True
+  args = peer_timing.parse_args(__doc__.splitlines()[0], "--examples_dir", batch_size=64,
+                                image_size=64)
+  device = peer_timing.configure_backend(args)
   nz, ngf, ndf, nc = 100, 64, 64, 3
   peer = load_peer_models(args.examples_dir, nz, ngf, ndf, nc)
-  device = torch.device(args.device)
-  net_g = peer["Generator"](1).to(device)
+  net_g = peer["Generator"](1)
   net_g.apply(peer["weights_init"])
-  net_d = peer["Discriminator"](1).to(device)
+  net_d = peer["Discriminator"](1)
   net_d.apply(peer["weights_init"])
+  net_g, net_d = peer_timing.place(net_g, args, device), peer_timing.place(net_d, args, device)
   criterion = nn.BCELoss()
   optimizer_d = optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
   optimizer_g = optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -87,31 +72,7 @@ def main():
     optimizer_g.step()
     return err_g
 
-  run = torch.compile(step) if args.compile else step
-  synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-  start = time.perf_counter()
-  for _ in range(args.warmup):
-    run()
-  synchronize()
-  warmup_s = time.perf_counter() - start
-  start = time.perf_counter()
-  for _ in range(args.steps):
-    run()
-  synchronize()
-  step_s = (time.perf_counter() - start) / args.steps
-  print(json.dumps({
-      "peer": "pytorch/examples dcgan" + (" + torch.compile" if args.compile else ""),
-      "images_per_s": round(args.batch_size / step_s, 2),
-      "step_ms": round(step_s * 1e3, 3),
-      "warmup_s": round(warmup_s, 2),
-      "device": f"{device.type}:" + (torch.cuda.get_device_name() if device.type == "cuda"
-                                     else "cpu"),
-      "dtype": "float32" + ("+tf32" if args.tf32 else ""),
-      "batch_size": args.batch_size,
-      "steps": args.steps,
-      "threads": torch.get_num_threads(),
-      "torch": torch.__version__,
-  }))
+  peer_timing.time_and_report(step, args, device, "pytorch/examples dcgan")
 
 
 if __name__ == "__main__":
