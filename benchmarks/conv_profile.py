@@ -8,7 +8,7 @@ For each of the discriminator's stride-2 4x4 convolutions (3->64->128->256->512 
 layers, reversed), it times the forward pass, the gradient with respect to the input
 (dx) and the gradient with respect to the kernel (dw). Together these are almost all of
 a DCGAN step's FLOPs, so comparing the two frameworks' lines locates a speed gap. gax's
-transposed convolutions are timed as gax runs them (`model.conv_transpose="auto"`).
+convolutions are timed as gax runs them (`model.conv_transpose="auto"`).
 """
 
 import argparse
@@ -55,14 +55,12 @@ def _time_torch_layer(op, x, w, repeats: int) -> dict[str, float]:
 
 
 def jax_rows(batch: int, repeats: int) -> list[dict]:
-  import jax
   import jax.numpy as jnp
 
   from gax.models import layers
 
   def conv(x, w):
-    return jax.lax.conv_general_dilated(x, w, (2, 2), ((1, 1), (1, 1)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return layers.strided_conv(x, w, (2, 2), ((1, 1), (1, 1)))
 
   def conv_transpose(x, w):
     return layers.ConvTranspose(w.shape[-1], (4, 4), (2, 2), ((2, 2), (2, 2)),

@@ -52,6 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.batch_size = 256  # global batch, split over the devices
   config.num_train_steps = 1000  # generator updates
   config.d_steps = 1  # discriminator updates per generator update (k)
+  # The G step's fake batch: "fresh" noise (Goodfellow et al.'s Algorithm 1) or "reuse"
+  # the last D step's batch and generator forward pass (pytorch/examples' DCGAN).
+  config.g_step_fake = "fresh"
   config.steps_per_dispatch = 1  # > 1: that many steps per compiled call (lax.scan)
   config.dtype = "float32"  # compute dtype; params and losses stay float32
   config.num_devices = 0  # 0: all local devices
@@ -150,6 +153,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       ("batch_size", config.batch_size % num_devices == 0,
        f"must be divisible by the {num_devices} devices in use"),
       ("d_steps", config.d_steps >= 1, "must be >= 1"),
+      ("g_step_fake", config.g_step_fake in ("fresh", "reuse"),
+       "must be 'fresh' or 'reuse'"),
       ("steps_per_dispatch", config.steps_per_dispatch >= 1, "must be >= 1"),
       ("optimizer.learning_rate", config.optimizer.learning_rate > 0, "must be > 0"),
       ("dtype", config.dtype in ("float32", "bfloat16"),

@@ -176,7 +176,8 @@ class StepRunner:
     update = update_lib.make_update_fn(
         experiment.variant, experiment.optimizers, experiment.batches,
         lambda batch: jax.lax.with_sharding_constraint(batch, batch_sharding),
-        experiment.config.nan_policy, experiment.config.inject_nan_at_step)
+        experiment.config.nan_policy, experiment.config.inject_nan_at_step,
+        experiment.config.g_step_fake)
     if experiment.members:  # the dataset is shared; host batches come one set per member
       update = population.batched(update, len(experiment.members),
                                   shared_data=self._batches.on_device,
@@ -277,6 +278,10 @@ def create_experiment(config: ml_collections.ConfigDict,
   batches = create_batches(config, stream_keys(config.seed)["data"])
   variant = variants.create_variant(config, batches.image_shape, jnp.dtype(config.dtype),
                                     batches.images)
+  if config.g_step_fake == "reuse" and not update_lib.supports_fake_reuse(variant):
+    raise config_base.ConfigError(
+        f"config.g_step_fake = 'reuse' needs a variant whose G step trains on one fake "
+        f"batch; the {config.variant!r} variant does not: use 'fresh'")
   if not members:
     return Experiment(config, mesh, batches, variant, stream_keys(config.seed),
                       optim.hyperparameters(config))

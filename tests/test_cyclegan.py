@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 from test_train import load_config, read_metrics, tiny
 
-from gax import train
+from gax import config_base, train
 from gax.models import cyclegan as networks
 from gax.variants import cyclegan
 
@@ -123,6 +123,13 @@ def test_cyclegan_resumes_exactly_with_its_image_pool(tmp_path):
   for key in ("d_loss", "g_loss", "d_a_loss", "d_b_loss", "cycle_a", "cycle_b",
               "identity_a", "identity_b", "g_adv_ab", "g_adv_ba"):
     assert np.isfinite(record[key]), key
+
+
+def test_reusing_the_d_step_fake_is_refused_with_a_clear_error():
+  config = tiny(load_config("cyclegan_digits"), steps=1)
+  config.g_step_fake = "reuse"
+  with pytest.raises(config_base.ConfigError, match="'cyclegan' variant does not"):
+    train.create_experiment(config)
 
 
 def test_cyclegan_evaluation_reports_both_directions(tmp_path):

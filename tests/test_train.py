@@ -134,6 +134,7 @@ def test_command_line_overrides_and_config_argument(tmp_path):
     ("--config.model.name=resnet9000", "unknown model 'resnet9000'"),
     ("--config=configs/dcgan_mnist.py:recipe=fast", "recipe must be 'radford' or 'tutorial'"),
     ("--config.no_such_field=1", "no_such_field"),
+    ("--config.g_step_fake=later", "config.g_step_fake = 'later' must be 'fresh' or 'reuse'"),
 ])
 def test_bad_input_gets_one_clear_line(override, message, tmp_path):
   result = _gax_main("--config=configs/dcgan_mnist.py", f"--workdir={tmp_path}",

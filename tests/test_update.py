@@ -2,9 +2,10 @@
 
 import jax
 import numpy as np
+import optax
 import pytest
 
-from gax import config_base, data, optim, train, update, variants
+from gax import config_base, data, flops, optim, train, update, variants
 
 SHAPE = (8, 8, 1)
 
@@ -28,7 +29,7 @@ def _setup(config, on_device=True):
   state = train.create_train_state(variant, optim.create_optimizers(config), keys, SHAPE,
                                    optim.hyperparameters(config))
   update_fn = update.make_update_fn(variant, lambda hparams: optim.create_optimizers(
-      config, hparams), batches)
+      config, hparams), batches, g_step_fake=config.g_step_fake)
   return images, batches, update_fn, state
 
 
@@ -91,3 +92,42 @@ def test_train_state_is_donated():
   leaf = jax.tree.leaves(state["params"])[0]
   step_fn(state, images)
   assert leaf.is_deleted()  # the old state's buffers were reused for the new one
+
+
+@pytest.mark.parametrize("d_steps", [1, 2])
+def test_reused_fake_gives_the_g_step_of_a_second_forward_pass(d_steps):
+  """"reuse" pulls D's gradient back through the last D step's generator forward pass;
+  differentiating a second forward pass on the same noise must give the same G step."""
+  config = _config(d_steps=d_steps, g_step_fake="reuse")
+  images, _, update_fn, state = _setup(config)
+  new_state, metrics = jax.jit(update_fn)(state, images)
+  variant = variants.create_variant(config, SHAPE, np.float32)
+  step_key = jax.random.fold_in(state["key"], state["step"])
+  params = {**state["params"], "discriminator": new_state["params"]["discriminator"]}
+
+  def g_loss(g_params):  # the keys are the ones the factory gives "reuse"
+    fake, _ = variant.generate({**params, "generator": g_params}, state["batch_stats"],
+                               jax.random.fold_in(step_key, d_steps + 1), config.batch_size)
+    return variant.generator_loss_on_fake(params, new_state["batch_stats"], fake,
+                                          jax.random.fold_in(step_key, d_steps))[0]
+
+  grads = jax.grad(g_loss)(state["params"]["generator"])
+  np.testing.assert_allclose(optax.global_norm(grads), metrics["g_grad_norm"], rtol=1e-5)
+  optimizer = optim.create_optimizers(config)["generator"]
+  updates, _ = optimizer.update(grads, state["opt_state"]["generator"],
+                                state["params"]["generator"])
+  expected = optax.apply_updates(state["params"]["generator"], updates)
+  for x, y in zip(jax.tree.leaves(expected), jax.tree.leaves(new_state["params"]["generator"])):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+  assert int(new_state["opt_state"]["discriminator"][0].count) == d_steps
+
+
+def test_reused_fake_saves_exactly_one_generator_forward_pass():
+  fresh = _setup(_config())
+  reuse = _setup(_config(g_step_fake="reuse"))
+  variant = variants.create_variant(_config(), SHAPE, np.float32)
+  state = fresh[3]
+  forward = flops.count(lambda p: variant.generate(p, state["batch_stats"], state["key"], 4),
+                        state["params"])
+  saved = (flops.count(fresh[2], state, fresh[0]) - flops.count(reuse[2], state, reuse[0]))
+  assert forward > 0 and saved == forward

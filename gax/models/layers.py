@@ -72,34 +72,28 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[i
                             padding: Padding, precision=None) -> jax.Array:
   """Equals `lax.conv_transpose(x, kernel, strides, padding)` in NHWC / HWIO layout.
 
-  Its kernel gradient is that of the strided convolution the transposed one is the
-  adjoint of (see `_kernel_gradient`).
+  Its gradients go through the strided convolution that the transposed one is the
+  adjoint of (see `_adjoint_conv`).
   """
   pads = tuple(tuple(pair) for pair in _padding_pairs(padding, kernel.shape[:2], strides))
-  return _subpixel_with_fast_kernel_gradient(x, kernel, tuple(strides), pads, precision)
+  return _subpixel_with_adjoint_gradients(x, kernel, tuple(strides), pads, precision)
 
 
-def _kernel_gradient(x, kernel, strides, pads, grad, precision):
-  """d<conv_transpose(x, kernel), grad>/d kernel, computed as a strided convolution's
-  kernel gradient: <conv_transpose(x, k), g> = <x, conv(g, flip(k))>, where conv is the
-  stride-s convolution whose input gradient the transposed convolution is, so the
-  kernel gradient is the transpose of k -> conv(g, flip(k)) applied to x. XLA's CPU
-  backend computes this 1.5 to 3 times faster than the per-phase kernel gradients."""
+def _adjoint_conv(x_shape, kernel, strides, pads, grad, precision):
+  """conv(grad, flip(kernel)): the stride-s convolution whose input gradient the
+  transposed convolution is, so <conv_transpose(x, k), g> = <x, conv(g, flip(k))>."""
   adjoint_pads = [(k - 1 - low, (n - 1) * s + k - g - (k - 1 - low))
                   for k, s, (low, _), n, g in zip(kernel.shape[:2], strides, pads,
-                                                  x.shape[1:3], grad.shape[1:3])]
-
-  def adjoint_conv(kernel):
-    flipped = kernel[::-1, ::-1].swapaxes(2, 3)  # HWIO of the adjoint convolution
-    return jax.lax.conv_general_dilated(grad, flipped, strides, adjoint_pads,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        precision=precision)
-
-  return jax.linear_transpose(adjoint_conv, kernel)(x.astype(grad.dtype))[0]
+                                                  x_shape[1:3], grad.shape[1:3])]
+  flipped = kernel[::-1, ::-1].swapaxes(2, 3)  # HWIO of the adjoint convolution
+  return jax.lax.conv_general_dilated(grad, flipped.astype(grad.dtype), strides,
+                                      adjoint_pads,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      precision=precision)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _subpixel_with_fast_kernel_gradient(x, kernel, strides, pads, precision):
+def _subpixel_with_adjoint_gradients(x, kernel, strides, pads, precision):
   return _subpixel_conv_transpose(x, kernel, strides, pads, precision)
 
 
@@ -108,13 +102,18 @@ def _subpixel_fwd(x, kernel, strides, pads, precision):
 
 
 def _subpixel_bwd(strides, pads, precision, residuals, grad):
+  """Both gradients through the adjoint strided convolution k -> conv(g, flip(k)): dx is
+  that convolution itself, and dw its kernel gradient applied to x. On the CPU these
+  run 1.5 to 4 times faster than the transposes of the per-phase convolutions."""
   x, kernel = residuals
-  dx = jax.linear_transpose(  # linear in x: no forward pass to redo
-      lambda x: _subpixel_conv_transpose(x, kernel, strides, pads, precision), x)(grad)[0]
-  return dx, _kernel_gradient(x, kernel, strides, pads, grad, precision)
+  dx = _adjoint_conv(x.shape, kernel, strides, pads, grad, precision)
+  dw = jax.linear_transpose(
+      lambda k: _adjoint_conv(x.shape, k, strides, pads, grad, precision),
+      kernel)(x.astype(grad.dtype))[0]
+  return dx.astype(x.dtype), dw.astype(kernel.dtype)
 
 
-_subpixel_with_fast_kernel_gradient.defvjp(_subpixel_fwd, _subpixel_bwd)
+_subpixel_with_adjoint_gradients.defvjp(_subpixel_fwd, _subpixel_bwd)
 
 
 def _subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],

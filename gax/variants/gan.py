@@ -64,11 +64,17 @@ class GAN:
         train=True, mutable=["batch_stats"], rngs={"dropout": key})
     return out, updates["batch_stats"]
 
-  def discriminator_loss(self, params, batch_stats, real, key):
-    """D's loss on a real batch and a fresh fake one; returns (loss, (stats, metrics))."""
+  def generate(self, params, batch_stats, key, count: int):
+    """A training fake batch from fresh noise; returns (fake, G's batch statistics)."""
+    return self._generate(params, batch_stats, self.sample_noise(key, count), True)
+
+  def discriminator_loss(self, params, batch_stats, real, key, fake=None):
+    """D's loss on a real batch and a fake one, fresh unless given; returns
+    (loss, (stats, metrics))."""
     noise_key, real_key, fake_key = jax.random.split(key, 3)
-    fake, g_stats = self._generate(params, batch_stats,
-                                   self.sample_noise(noise_key, real.shape[0]), True)
+    g_stats = {}
+    if fake is None:
+      fake, g_stats = self.generate(params, batch_stats, noise_key, real.shape[0])
     fake = jax.lax.stop_gradient(fake)
     real_out, d_stats = self._discriminate(params, batch_stats["discriminator"], real,
                                            real_key)
@@ -83,14 +89,17 @@ class GAN:
   def generator_loss(self, params, batch_stats, real, key):
     """G's loss on a fresh fake batch; returns (loss, (stats, metrics))."""
     noise_key, fake_key = jax.random.split(key)
-    fake, g_stats = self._generate(params, batch_stats,
-                                   self.sample_noise(noise_key, real.shape[0]), True)
-    fake_out, d_stats = self._discriminate(params, batch_stats["discriminator"], fake,
-                                           fake_key)
+    fake, g_stats = self.generate(params, batch_stats, noise_key, real.shape[0])
+    loss, (stats, metrics) = self.generator_loss_on_fake(params, batch_stats, fake, fake_key)
+    return loss, ({**stats, "generator": g_stats}, metrics)
+
+  def generator_loss_on_fake(self, params, batch_stats, fake, key):
+    """G's loss as a function of a fake batch (D fixed); returns (loss, (stats, metrics))."""
+    fake_out, d_stats = self._discriminate(params, batch_stats["discriminator"], fake, key)
     loss = self.loss.generator(fake_out.astype(jnp.float32))
     metrics = {"g_loss": loss,
                "d_fake_for_g": jnp.mean(self.loss.output_to_score(fake_out))}
-    return loss, ({"generator": g_stats, "discriminator": d_stats}, metrics)
+    return loss, ({"discriminator": d_stats}, metrics)
 
   def sample_inputs(self, key: Array, count: int) -> Array:
     """The fixed inputs of the sample grids: noise vectors."""
