@@ -81,28 +81,32 @@ def test_model_rejects_image_size_it_cannot_make():
     _networks("resnet9000", (28, 28, 1))
 
 
-@pytest.mark.parametrize("kernel,stride,padding,size", [
-    (5, 2, "SAME", 7), (5, 2, "SAME", 14), (5, 1, "SAME", 7), (3, 2, "SAME", 5),
-    (4, 2, ((2, 2), (2, 2)), 8), (4, 1, "VALID", 1), (3, 3, "VALID", 4),
-])
-def test_subpixel_conv_transpose_and_its_gradients_equal_flax(kernel, stride, padding, size):
-  x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 1, 5))
-  reference = nn.ConvTranspose(4, (kernel, kernel), strides=(stride, stride),
-                               padding=padding)
+def _assert_equals_flax(reference, ours_by_impl, x):
+  """Each of ours computes the flax `reference` layer's values and both gradients."""
   variables = reference.init(jax.random.PRNGKey(1), x)
   variables = jax.tree.map(lambda v: jax.random.normal(KEY, v.shape), variables)
   expected = reference.apply(variables, x)
   cotangent = jax.random.normal(jax.random.PRNGKey(2), expected.shape)
   expected_grads = jax.vjp(reference.apply, variables, x)[1](cotangent)
-  for impl in ("subpixel", "xla"):
-    ours = ConvTranspose(4, (kernel, kernel), strides=(stride, stride), padding=padding,
-                         impl=impl)
+  for ours in ours_by_impl:
     np.testing.assert_allclose(ours.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
-    # The subpixel path has its own kernel gradient (a strided convolution's).
     grads = jax.vjp(ours.apply, variables, x)[1](cotangent)
     for ours_grad, expected_grad in zip(jax.tree.leaves(grads),
                                         jax.tree.leaves(expected_grads), strict=True):
       np.testing.assert_allclose(ours_grad, expected_grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,size", [
+    (5, 2, "SAME", 7), (5, 2, "SAME", 14), (5, 1, "SAME", 7), (3, 2, "SAME", 5),
+    (4, 2, ((2, 2), (2, 2)), 8), (4, 1, "VALID", 1), (3, 3, "VALID", 4),
+])
+def test_subpixel_conv_transpose_and_its_gradients_equal_flax(kernel, stride, padding, size):
+  # The subpixel path has its own gradients (through the adjoint strided convolution).
+  layer = dict(features=4, kernel_size=(kernel, kernel), strides=(stride, stride),
+               padding=padding)
+  _assert_equals_flax(nn.ConvTranspose(**layer),
+                      [ConvTranspose(**layer, impl=impl) for impl in ("subpixel", "xla")],
+                      jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 1, 5)))
 
 
 @pytest.mark.parametrize("kernel,stride,padding,size", [
@@ -110,20 +114,11 @@ def test_subpixel_conv_transpose_and_its_gradients_equal_flax(kernel, stride, pa
     (4, 2, "VALID", 10), (3, 1, "SAME", 6), (3, 3, "VALID", 9),
 ])
 def test_conv_with_per_phase_input_gradient_equals_flax(kernel, stride, padding, size):
-  x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 2, 5))
-  reference = nn.Conv(4, (kernel, kernel), strides=(stride, stride), padding=padding)
-  variables = reference.init(jax.random.PRNGKey(1), x)
-  variables = jax.tree.map(lambda v: jax.random.normal(KEY, v.shape), variables)
-  expected = reference.apply(variables, x)
-  cotangent = jax.random.normal(jax.random.PRNGKey(2), expected.shape)
-  expected_grads = jax.vjp(reference.apply, variables, x)[1](cotangent)
-  for impl in ("auto", "xla"):
-    ours = Conv(4, (kernel, kernel), strides=(stride, stride), padding=padding, impl=impl)
-    np.testing.assert_allclose(ours.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
-    grads = jax.vjp(ours.apply, variables, x)[1](cotangent)
-    for ours_grad, expected_grad in zip(jax.tree.leaves(grads),
-                                        jax.tree.leaves(expected_grads), strict=True):
-      np.testing.assert_allclose(ours_grad, expected_grad, rtol=1e-4, atol=1e-4)
+  layer = dict(features=4, kernel_size=(kernel, kernel), strides=(stride, stride),
+               padding=padding)
+  _assert_equals_flax(nn.Conv(**layer),
+                      [Conv(**layer, impl=impl) for impl in ("auto", "xla")],
+                      jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 2, 5)))
 
 
 def test_strided_conv_takes_the_per_phase_gradient_only_where_the_shapes_allow():

@@ -59,13 +59,22 @@ def subpixel_supported(in_size: int, k: int, s: int, low: int, high: int) -> boo
   return out > 0 and out % s == 0
 
 
+def _conv(x, kernel, strides, pads, precision):
+  return jax.lax.conv_general_dilated(x, kernel, strides, pads,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      precision=precision)
+
+
+def _flip(kernel):
+  """HWIO kernel of the adjoint convolution: taps reversed, in and out swapped."""
+  return kernel[::-1, ::-1].swapaxes(2, 3)
+
+
 def _phase_conv(x, kernel, offsets, out_size, precision):
   """Stride-1 correlation of x with the kernel taps of one phase (or several stacked)."""
   pads = [(-c, q - 1 + c + length - 1 - (size - 1)) for c, q, length, size in
           zip(offsets, out_size, kernel.shape[:2], x.shape[1:3])]
-  return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1), pads,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      precision=precision)
+  return _conv(x, kernel.astype(x.dtype), (1, 1), pads, precision)
 
 
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
@@ -85,11 +94,7 @@ def _adjoint_conv(x_shape, kernel, strides, pads, grad, precision):
   adjoint_pads = [(k - 1 - low, (n - 1) * s + k - g - (k - 1 - low))
                   for k, s, (low, _), n, g in zip(kernel.shape[:2], strides, pads,
                                                   x_shape[1:3], grad.shape[1:3])]
-  flipped = kernel[::-1, ::-1].swapaxes(2, 3)  # HWIO of the adjoint convolution
-  return jax.lax.conv_general_dilated(grad, flipped.astype(grad.dtype), strides,
-                                      adjoint_pads,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      precision=precision)
+  return _conv(grad, _flip(kernel).astype(grad.dtype), strides, adjoint_pads, precision)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -165,12 +170,6 @@ def _subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[
   return y.reshape(batch, out_size[0] * s_h, out_size[1] * s_w, c_out)
 
 
-def _conv(x, kernel, strides, pads, precision):
-  return jax.lax.conv_general_dilated(x, kernel, strides, pads,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      precision=precision)
-
-
 def _input_gradient_pads(x_shape, kernel_shape, strides, pads):
   """Padding of the transposed convolution that is a strided convolution's input gradient."""
   result = []
@@ -215,8 +214,7 @@ def _strided_conv_fwd(x, kernel, strides, pads, precision):
 
 def _strided_conv_bwd(strides, pads, precision, residuals, grad):
   x, kernel = residuals
-  adjoint_kernel = kernel[::-1, ::-1].swapaxes(2, 3)
-  dx = subpixel_conv_transpose(grad, adjoint_kernel, strides,
+  dx = subpixel_conv_transpose(grad, _flip(kernel), strides,
                                _input_gradient_pads(x.shape, kernel.shape, strides, pads),
                                precision)
   dw = jax.linear_transpose(lambda k: _conv(x, k, strides, pads, precision), kernel)(grad)[0]
@@ -226,70 +224,60 @@ def _strided_conv_bwd(strides, pads, precision, residuals, grad):
 _conv_with_subpixel_input_gradient.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
-class ConvTranspose(nn.Module):
+class _ConvLayer(nn.Module):
+  """Fields, parameters and bias shared by `Conv` and `ConvTranspose`; laid out as in
+  `flax.linen`'s, so either is interchangeable with flax's on the same checkpoint."""
+
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] = (1, 1)
+  padding: Padding = "SAME"
+  use_bias: bool = True
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: jnp.dtype = jnp.float32
+  impl: str = "auto"
+
+  def convolve(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init,
+                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    y = self.convolve(x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param("bias", self.bias_init, (self.features,),
+                         jnp.float32).astype(self.dtype)
+    return y
+
+
+class ConvTranspose(_ConvLayer):
   """`flax.linen.ConvTranspose` (2-D, NHWC) that can run as conv + depth-to-space.
 
   `impl`: "xla" (lax.conv_transpose), "subpixel", or "auto" (subpixel for strided
   layers, the faster form on both CPU and GPU; see the README's performance section).
   """
 
-  features: int
-  kernel_size: Sequence[int]
-  strides: Sequence[int] = (1, 1)
-  padding: Padding = "SAME"
-  use_bias: bool = True
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
-  dtype: jnp.dtype = jnp.float32
-  impl: str = "auto"
-
-  @nn.compact
-  def __call__(self, x):
-    kernel = self.param("kernel", self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+  def convolve(self, x, kernel):
     pads = _padding_pairs(self.padding, self.kernel_size, self.strides)
     use_subpixel = self.impl == "subpixel" or (self.impl == "auto" and max(self.strides) > 1)
     use_subpixel = use_subpixel and all(
         subpixel_supported(n, k, s, lo, hi) for n, k, s, (lo, hi) in
         zip(x.shape[1:3], self.kernel_size, self.strides, pads))
     if use_subpixel:
-      y = subpixel_conv_transpose(x, kernel, self.strides, pads)
-    else:
-      y = jax.lax.conv_transpose(x, kernel, self.strides, pads,
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    if self.use_bias:
-      y = y + self.param("bias", self.bias_init, (self.features,),
-                         jnp.float32).astype(self.dtype)
-    return y
+      return subpixel_conv_transpose(x, kernel, self.strides, pads)
+    return jax.lax.conv_transpose(x, kernel, self.strides, pads,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-class Conv(nn.Module):
+class Conv(_ConvLayer):
   """`flax.linen.Conv` (2-D, NHWC) whose input gradient can run in the per-phase form.
 
   `impl`: "xla" (XLA's own gradient, an input-dilated convolution), "subpixel" or
   "auto" (both: the per-phase input gradient for strided layers; see `strided_conv`).
-  Parameters are laid out as in `flax.linen.Conv`.
   """
 
-  features: int
-  kernel_size: Sequence[int]
-  strides: Sequence[int] = (1, 1)
-  padding: Padding = "SAME"
-  use_bias: bool = True
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
-  dtype: jnp.dtype = jnp.float32
-  impl: str = "auto"
-
-  @nn.compact
-  def __call__(self, x):
-    kernel = self.param("kernel", self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    y = strided_conv(x, kernel, self.strides, self.padding,
-                     per_phase_input_gradient=self.impl != "xla")
-    if self.use_bias:
-      y = y + self.param("bias", self.bias_init, (self.features,),
-                         jnp.float32).astype(self.dtype)
-    return y
+  def convolve(self, x, kernel):
+    return strided_conv(x, kernel, self.strides, self.padding,
+                        per_phase_input_gradient=self.impl != "xla")
