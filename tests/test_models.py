@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gax import config_base, models
-from gax.models.layers import Conv, ConvTranspose, strided_conv
+from gax.models.layers import Conv, ConvTranspose, strided_conv, subpixel_conv_transpose
 from gax.models.mlp import MLPDiscriminator, MLPGenerator
 
 KEY = jax.random.PRNGKey(0)
@@ -96,13 +96,15 @@ def _assert_equals_flax(reference, ours_by_impl, x):
       np.testing.assert_allclose(ours_grad, expected_grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("features", [3, 16])  # thin (overlap-add) and wide outputs
 @pytest.mark.parametrize("kernel,stride,padding,size", [
     (5, 2, "SAME", 7), (5, 2, "SAME", 14), (5, 1, "SAME", 7), (3, 2, "SAME", 5),
     (4, 2, ((2, 2), (2, 2)), 8), (4, 1, "VALID", 1), (3, 3, "VALID", 4),
 ])
-def test_subpixel_conv_transpose_and_its_gradients_equal_flax(kernel, stride, padding, size):
+def test_subpixel_conv_transpose_and_its_gradients_equal_flax(kernel, stride, padding, size,
+                                                              features):
   # The subpixel path has its own gradients (through the adjoint strided convolution).
-  layer = dict(features=4, kernel_size=(kernel, kernel), strides=(stride, stride),
+  layer = dict(features=features, kernel_size=(kernel, kernel), strides=(stride, stride),
                padding=padding)
   _assert_equals_flax(nn.ConvTranspose(**layer),
                       [ConvTranspose(**layer, impl=impl) for impl in ("subpixel", "xla")],
@@ -119,6 +121,16 @@ def test_conv_with_per_phase_input_gradient_equals_flax(kernel, stride, padding,
   _assert_equals_flax(nn.Conv(**layer),
                       [Conv(**layer, impl=impl) for impl in ("auto", "xla")],
                       jax.random.normal(jax.random.PRNGKey(size), (2, size, size + 2, 5)))
+
+
+@pytest.mark.parametrize("kernel,features,thin", [
+    (4, 1, True), (4, 3, True), (4, 4, True), (4, 5, False), (5, 3, False), (3, 3, True),
+])
+def test_thin_transposed_convs_run_as_one_matrix_product(kernel, features, thin):
+  x = jnp.ones((2, 8, 8, 16))
+  jaxpr = str(jax.make_jaxpr(lambda x, k: subpixel_conv_transpose(
+      x, k, (2, 2), "SAME"))(x, jnp.ones((kernel, kernel, 16, features))))
+  assert ("dot_general" in jaxpr and "conv_general_dilated" not in jaxpr) == thin
 
 
 def test_strided_conv_takes_the_per_phase_gradient_only_where_the_shapes_allow():
