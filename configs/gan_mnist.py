@@ -14,18 +14,14 @@ learning-rate decay it still diverges after a few hundred steps on mnist5k; the
 NaN guard stops such a run.
 """
 
-from gax import config_base
+from gax import config_base, variants
 
 
 def get_config(arg: str | None = None):
   arg = config_base.parse_arg(arg, dataset="mnist5k", loss="non_saturating",
                               optimizer="adam")
-  config = config_base.base_config()
+  config = variants.base_config("gan", model="mlp")  # the paper's networks and init
   config.dataset = arg.dataset
-  config.model = config_base.ml_collections.ConfigDict(dict(
-      name="mlp", noise_dim=100, noise="uniform", g_hidden=(1200, 1200),
-      output_activation="sigmoid", d_hidden=(240, 240), d_pieces=5,
-      d_input_dropout=0.2, d_dropout=0.5, g_init_range=0.05, d_init_range=0.005))
   config.loss.name = arg.loss
   config.optimizer.name = arg.optimizer
   if arg.optimizer == "sgd":

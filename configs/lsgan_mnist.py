@@ -4,14 +4,13 @@ a = 0 (fake), b = 1 (real), c = 1 (what G wants D to say): the 0-1 coding of the
 Adam 2e-4, beta1 0.5 as in the paper's experiments.
 """
 
-from gax import config_base
+from gax import config_base, variants
 
 
 def get_config(arg: str | None = None):
   arg = config_base.parse_arg(arg, dataset="mnist5k")
-  config = config_base.base_config()
+  config = variants.base_config("gan", model="dcgan28")
   config.dataset = arg.dataset
-  config.model.name = "dcgan28"
   config.loss.name = "least_squares"
   config.loss.a, config.loss.b, config.loss.c = 0.0, 1.0, 1.0
   config.optimizer.learning_rate = 2e-4

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from gax import cli, config_base, files, train
+from gax import cli, config_base, files, train, trained_run
 from gax import data as data_lib
 
 FLAGS = flags.FLAGS
@@ -50,7 +50,7 @@ def _config(name: str, steps: int):
 def _train_and_measure(name: str, steps: int, workdir: Path) -> dict:
   config = _config(name, steps)
   train.train_and_evaluate(config, str(workdir))
-  return train.evaluate_workdir(str(workdir), str(steps))
+  return trained_run.evaluate_workdir(str(workdir), str(steps))
 
 
 def format_table(rows: list[tuple[str, float, float]], data_note: str) -> str:

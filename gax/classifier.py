@@ -160,10 +160,18 @@ def load_or_train(train: data_lib.ImageDataset, held_out: data_lib.ImageDataset,
         f"dataset {train.name!r} has no labels, so gax cannot train its digit feature "
         "network on it; pass another feature extractor (--features=module:function, see "
         "the README's Evaluation section)")
-  num_classes = int(max(train.labels.max(), held_out.labels.max())) + 1
+  num_classes = train.num_classes or int(max(train.labels.max(), held_out.labels.max())) + 1
   shape = "x".join(map(str, train.image_shape))
   path = (Path(cache_dir or default_cache_dir()) / "classifiers"
           / f"{train.name}_{shape}_{_cache_key(train, recipe)}.msgpack")
+  with files.exclusive(path.with_suffix(".lock")):  # concurrent runs train it once
+    return _load_or_train(train, held_out, recipe, num_classes, path)
+
+
+def _load_or_train(train: data_lib.ImageDataset, held_out: data_lib.ImageDataset,
+                   recipe: ClassifierRecipe, num_classes: int, path: Path
+                   ) -> DigitClassifier:
+  shape = "x".join(map(str, train.image_shape))
   template = DigitCNN(num_classes).init(jax.random.PRNGKey(0),
                                         jnp.asarray(train.images[:1]))["params"]
   if path.exists():

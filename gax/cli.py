@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from absl import flags, logging
 
-from gax import config_base, files, train
+from gax import config_base, files, outputs
 from gax import data as data_lib
 
 _STORAGE_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT,
@@ -45,7 +45,7 @@ def run_command(command: Callable[[], None]) -> None:
     command()
   except (config_base.ConfigError, data_lib.DataError, files.WorkdirBusyError) as e:
     fail(str(e))
-  except train.NonFiniteError as e:
+  except outputs.NonFiniteError as e:
     fail(str(e), exit_code=3)
   except OSError as e:
     if e.errno not in _STORAGE_ERRORS:

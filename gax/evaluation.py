@@ -1,22 +1,30 @@
-"""Evaluation of a train state: generated images against held-out real ones.
+"""Evaluation: generated images against held-out real ones, during training and after.
 
 The real side of every comparison is the dataset's held-out split (`config.eval.split`);
 features come from a feature extractor: gax's own digit classifier by default, or any
 `module:function` (see `create_feature_extractor`). Alongside each metric, the same
 metric for real training images against the held-out ones gives the floor a perfect
-generator would reach at this sample size.
+generator would reach at this sample size. Each variant's evaluator (its
+`create_evaluator`) is built from these pieces; `PeriodicEvaluator` runs it during
+training and `evaluate_workdir` behind `python -m gax.evaluate`.
 """
 
 import dataclasses
 import importlib
+import json
+import shutil
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
-from gax import classifier, config_base, metrics
+from gax import checkpoint as checkpoint_lib
+from gax import classifier, config_base, files, metrics, writers
 from gax import data as data_lib
 
 # uint8 images [N, H, W, C] -> (features [N, F], class probabilities [N, C] or None).
@@ -76,6 +84,7 @@ class DatasetEvaluator:
     self._parzen_validation = _pixels(self.held_out.images[order[:half]])
     self._parzen_test = _pixels(self.held_out.images[order[half:]])
     self._floor = None
+    self._conditional_floor = None
 
   @property
   def classifier_accuracy(self) -> float | None:
@@ -85,10 +94,13 @@ class DatasetEvaluator:
     """(features, class probabilities) of uint8 images, or of float ones in [-1, 1]."""
     return self.extract(images if images.dtype == np.uint8 else data_lib.to_uint8(images))
 
-  def compare(self, images: np.ndarray) -> dict[str, Any]:
-    """Every metric of `images` (uint8, or float in [-1, 1]) against the held-out split."""
+  def compare(self, images: np.ndarray,
+              extracted: tuple[np.ndarray, np.ndarray | None] | None = None
+              ) -> dict[str, Any]:
+    """Every metric of `images` (uint8, or float in [-1, 1]) against the held-out split;
+    `extracted`: their (features, probabilities), when already computed."""
     eval_config = self.config.eval
-    features, probs = self.features(images)
+    features, probs = extracted if extracted is not None else self.features(images)
     kid_mean, kid_std = metrics.kid(features, self.held_out_features, self.key,
                                     eval_config.kid_subsets, eval_config.kid_subset_size)
     precision, recall = metrics.precision_recall(self.held_out_features, features,
@@ -111,21 +123,48 @@ class DatasetEvaluator:
                     parzen_sigma=parzen["sigma"])
     return result
 
+  def _floor_examples(self) -> np.ndarray:
+    """Which real training images stand for a perfect generator (as many as samples)."""
+    count = min(self.config.eval.num_samples, len(self.train))
+    return np.random.default_rng(1).permutation(len(self.train))[:count]
+
   def real_floor(self) -> dict[str, Any]:
     """The metrics of real training images (as many as the samples) against held-out."""
     if self._floor is None:
-      count = min(self.config.eval.num_samples, len(self.train))
-      chosen = np.random.default_rng(1).permutation(len(self.train))[:count]
-      self._floor = self.compare(self.train.images[chosen])
+      self._floor = self.compare(self.train.images[self._floor_examples()])
     return self._floor
 
+  def conditional_metrics(self, extracted: tuple[np.ndarray, np.ndarray | None],
+                          labels: np.ndarray) -> dict[str, float]:
+    """For samples drawn for `labels`: `conditional_accuracy` (the share of class-c
+    samples the classifier reads as c, averaged over classes) and `intra_fid` (the mean
+    over classes of the FID between class-c samples and class-c held-out images), each
+    beside its real floor (real training images with their true labels)."""
+    if self.held_out.labels is None or self.held_out_probs is None:
+      raise data_lib.DataError(
+          f"conditional metrics need a labelled held-out split and a feature network with "
+          f"class probabilities; {self.held_out.name!r} with {self.config.eval.features!r} "
+          "has not both")
+    scores = lambda extracted, labels: metrics.conditional_scores(
+        *extracted, labels, self.held_out_features, self.held_out.labels)
+    if self._conditional_floor is None:
+      chosen = self._floor_examples()
+      self._conditional_floor = scores(self.features(self.train.images[chosen]),
+                                       self.train.labels[chosen])
+    accuracy, fid = scores(extracted, labels)
+    floor_accuracy, floor_fid = self._conditional_floor
+    return {"conditional_accuracy": accuracy, "intra_fid": fid,
+            "conditional_accuracy_real_floor": floor_accuracy,
+            "intra_fid_real_floor": floor_fid}
 
-def create_dataset_evaluator(config: ml_collections.ConfigDict, train_source: tuple,
-                             held_out_source: tuple) -> DatasetEvaluator:
+
+def create_dataset_evaluator(config: ml_collections.ConfigDict,
+                             train_source: data_lib.Source,
+                             held_out_source: data_lib.Source) -> DatasetEvaluator:
   """An evaluator against `held_out_source`, whose floor and feature network come from
-  `train_source`; each source is (dataset name, split)."""
-  train = data_lib.load_dataset(config.data, *train_source)
-  held_out = data_lib.load_dataset(config.data, *held_out_source)
+  `train_source`."""
+  train = data_lib.load_source(config.data, train_source)
+  held_out = data_lib.load_source(config.data, held_out_source)
   extract = create_feature_extractor(config.eval, train, held_out)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6576616C)  # "eval"
   return DatasetEvaluator(config, train, held_out, extract, key)
@@ -146,94 +185,55 @@ def with_floor(result: dict[str, Any], floor: dict[str, Any],
   return result
 
 
-class GANEvaluation:
-  """Evaluates a single-generator GAN (vanilla GAN, DCGAN, LSGAN) on its dataset."""
-
-  def __init__(self, config: ml_collections.ConfigDict, variant):
-    self.config, self.variant = config, variant
-    self.evaluator = create_dataset_evaluator(config, (config.dataset, "train"),
-                                              (config.dataset, config.eval.split))
-    self._sample = jax.jit(variant.sample)
-
-  def generate(self, state: dict[str, Any]) -> np.ndarray:
-    """eval.num_samples images from G in inference mode, float in [-1, 1]."""
-    count, batch_size = self.config.eval.num_samples, self.config.eval.batch_size
-    batches = []
-    for i, start in enumerate(range(0, count, batch_size)):
-      inputs = self.variant.sample_inputs(jax.random.fold_in(self.evaluator.key, i),
-                                          min(batch_size, count - start))
-      batches.append(np.asarray(self._sample(state["params"], state["batch_stats"], inputs),
-                                np.float32))
-    return np.concatenate(batches)
-
-  def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
-    return with_floor(self.evaluator.compare(self.generate(state)),
-                      self.evaluator.real_floor(), self.evaluator.classifier_accuracy)
-
-
-class CycleGANEvaluation:
-  """Translates each domain's held-out images and measures, per direction: label
-  preservation (the target domain's classifier still reads the source label), the
-  cycle L1 error, and FID (with its real floor) in the target domain."""
-
-  def __init__(self, config: ml_collections.ConfigDict, variant):
-    self.config, self.variant = config, variant
-    held_out = data_lib.domain_sources(config.dataset, config.get("dataset_b"),
-                                       config.eval.split)
-    train = data_lib.domain_sources(config.dataset, config.get("dataset_b"), "train")
-    self.evaluators = {domain: create_dataset_evaluator(config, train[domain], source)
-                       for domain, source in held_out.items()}
-    self._translate = jax.jit(variant.translate, static_argnums=3)
-
-  def _translated(self, state, images: np.ndarray, direction: str) -> np.ndarray:
-    batch = self.config.eval.batch_size
-    return np.concatenate([np.asarray(self._translate(
-        state["params"], state["batch_stats"],
-        data_lib.to_model_range(images[start:start + batch]), direction))
-        for start in range(0, len(images), batch)])
-
-  def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
-    result = {}
-    for source, target in (("a", "b"), ("b", "a")):
-      direction = f"{source}2{target}"
-      held_out = self.evaluators[source].held_out
-      count = min(self.config.eval.num_samples, len(held_out))
-      images, labels = held_out.images[:count], held_out.labels
-      translated = self._translated(state, images, direction)
-      back = self._translated(state, data_lib.to_uint8(translated),
-                              f"{target}2{source}")
-      target_evaluator = self.evaluators[target]
-      features, probs = target_evaluator.features(translated)
-      result[f"fid_{target}"] = metrics.fid(features, target_evaluator.held_out_features)
-      result[f"fid_{target}_real_floor"] = target_evaluator.real_floor()["fid"]
-      result[f"cycle_l1_{source}"] = float(np.mean(np.abs(
-          back - data_lib.to_model_range(images))))
-      if labels is not None and probs is not None:
-        result[f"label_preservation_{direction}"] = float(
-            np.mean(probs.argmax(axis=1) == labels[:count]))
-      result[f"classifier_accuracy_{target}"] = target_evaluator.classifier_accuracy
-    return result
-
-
-EVALUATIONS: dict[str, Callable[[ml_collections.ConfigDict, Any], Callable]] = {
-    "gan": GANEvaluation,
-    "cyclegan": CycleGANEvaluation,
-}
-
-
-def create_evaluation(config: ml_collections.ConfigDict, variant) -> Callable:
-  """A function from train state to a dict of metrics, for the config's variant."""
-  return EVALUATIONS[config.variant](config, variant)
-
-
 def scalars(result: dict[str, Any]) -> dict[str, float]:
   """The entries of an evaluation result that belong in metrics.jsonl."""
   return {f"eval/{k}": float(v) for k, v in result.items()
           if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
 
 
-def headline_fid(result: dict[str, Any]) -> float:
-  """The FID that picks the best checkpoint: `fid`, or the mean over target domains."""
-  if "fid" in result:
-    return result["fid"]
-  return float(np.mean([result["fid_a"], result["fid_b"]]))
+class PeriodicEvaluator:
+  """Evaluates during training: eval/* in metrics.jsonl, eval/step_N.json, and the best
+  state by the variant's `best_metric` kept in `best_checkpoint/` and named in
+  `best.json`."""
+
+  def __init__(self, config: ml_collections.ConfigDict, variant, workdir: Path,
+               writer: writers.MetricWriter, is_writer: bool, start_step: int):
+    self._config, self._variant, self._workdir = config, variant, workdir
+    self._writer, self._is_writer = writer, is_writer
+    self._evaluate = None  # built at the first evaluation: it may train a classifier
+    self._best_checkpointer = None
+    best_file = workdir / "best.json"
+    self.best = json.loads(best_file.read_text()) if best_file.exists() else None
+    if self.best is not None and self.best["step"] > start_step and is_writer:
+      # From steps this resumed run will redo: they will be evaluated again.
+      best_file.unlink()
+      shutil.rmtree(workdir / "best_checkpoint", ignore_errors=True)
+      self.best = None
+
+  def evaluate(self, state: dict[str, Any], step: int) -> dict[str, Any]:
+    if self._evaluate is None:
+      self._evaluate = self._variant.create_evaluator(self._config)
+    start = time.perf_counter()
+    result = {"step": step, **self._evaluate(state)}
+    logging.info("eval at step %d (%.1f s): %s", step, time.perf_counter() - start,
+                 "  ".join(f"{k} {v:.4g}" for k, v in scalars(result).items()))
+    if not self._is_writer:
+      return result
+    self._writer.write_scalars(step, scalars(result))
+    files.write_json(self._workdir / "eval" / f"step_{step}.json", result)
+    best_metric = self._variant.best_metric
+    value = float(result[best_metric.name])
+    if best_metric.improves(value, None if self.best is None else self.best["value"]):
+      if self._best_checkpointer is None:
+        self._best_checkpointer = checkpoint_lib.Checkpointer(
+            self._workdir / "best_checkpoint", max_to_keep=1)
+      self._best_checkpointer.save(step, state)
+      self._best_checkpointer.wait()
+      self.best = {"step": step, "metric": best_metric.name, "value": value,
+                   "checkpoint": f"best_checkpoint/{step}"}
+      files.write_json(self._workdir / "best.json", self.best)
+    return result
+
+  def close(self) -> None:
+    if self._best_checkpointer is not None:
+      self._best_checkpointer.close()

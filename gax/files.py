@@ -1,9 +1,14 @@
 """Writing files so that a crash leaves either the old file or the new one, never half."""
 
+import contextlib
+import fcntl
+import io
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def write_atomically(path: Path, payload: bytes | str) -> None:
@@ -21,6 +26,28 @@ def write_json(path: Path, payload: Any) -> None:
   write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, **arrays)
+  write_atomically(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def exclusive(path: Path):
+  """Holds an exclusive flock on `path` (waiting for it), so that processes sharing a
+  cache build each entry once; where the lock file cannot be made, it goes on unlocked."""
+  path = Path(path)
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
+  except OSError:
+    yield
+    return
+  with handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    yield
+
+
 class WorkdirLock:
   """Holds an exclusive lock on `workdir/lock` while a run uses the workdir.
 
@@ -33,7 +60,6 @@ class WorkdirLock:
     self._file = None
 
   def __enter__(self) -> "WorkdirLock":
-    import fcntl
     import socket
     import time
 

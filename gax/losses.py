@@ -82,8 +82,7 @@ def get_adversarial_loss(name: str, a: float = 0.0, b: float = 1.0,
         lambda fake: least_squares_generator_loss(fake, c),
         _identity,
     )
-  raise config_base.ConfigError(
-      f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
+  config_base.check_choice("loss.name", name, LOSS_NAMES)
 
 
 LOSS_NAMES = ("minimax", "non_saturating", "least_squares")

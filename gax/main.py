@@ -45,8 +45,8 @@ def main(argv):
                  jax.process_count(), jax.local_devices())
     if FLAGS.population:
       members = population.read_population_file(FLAGS.population)
-      train.train_population(FLAGS.config, [(Path(FLAGS.workdir) / workdir, overrides)
-                                            for workdir, overrides in members])
+      population.train_population(FLAGS.config, [(Path(FLAGS.workdir) / workdir, overrides)
+                                                 for workdir, overrides in members])
     else:
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

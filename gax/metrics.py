@@ -53,6 +53,26 @@ def fid(features1: Array, features2: Array) -> float:
                                 *feature_statistics(features2)))
 
 
+def conditional_scores(features: np.ndarray, probs: np.ndarray, labels: np.ndarray,
+                       reference_features: np.ndarray, reference_labels: np.ndarray
+                       ) -> tuple[float, float]:
+  """(conditional accuracy, intra-class FID) of samples drawn for `labels`.
+
+  Accuracy: the share of class-c samples whose most probable class is c, averaged over
+  the classes; intra-FID: the FID between the class-c samples and the class-c reference
+  features, averaged over the classes. Classes without samples are left out.
+  """
+  predicted = np.asarray(probs).argmax(axis=1)
+  accuracies, fids = [], []
+  for label in np.unique(reference_labels):
+    mine = labels == label
+    if mine.sum() < 2:
+      continue
+    accuracies.append(np.mean(predicted[mine] == label))
+    fids.append(fid(features[mine], reference_features[reference_labels == label]))
+  return float(np.mean(accuracies)), float(np.mean(fids))
+
+
 def _polynomial_mmd2(x: Array, y: Array) -> Array:
   """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3 (Binkowski et al., 2018)."""
   m = x.shape[0]

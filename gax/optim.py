@@ -9,16 +9,15 @@ from gax import config_base
 
 OPTIMIZER_NAMES = ("adam", "sgd")
 
-# Continuous hyperparameters, by config path and by their name in the train state's
-# "hparams": values the compiled step reads from the state instead of baking them in, so
-# a population of models that differ in them trains as one vmapped program.
+# The optimizers' continuous hyperparameters, by config path and by their name in the
+# train state's "hparams": values the compiled step reads from the state instead of
+# baking them in, so a population of models that differ in them trains as one vmapped
+# program. Variants add their own (their loss weights) in their module's HPARAMS.
 HPARAM_FIELDS = {
     "optimizer.g_learning_rate": "g_learning_rate",
     "optimizer.d_learning_rate": "d_learning_rate",
     "optimizer.b1": "b1",
     "optimizer.b2": "b2",
-    "loss.cycle_weight": "cycle_weight",
-    "loss.identity_weight": "identity_weight",
 }
 
 
@@ -29,20 +28,22 @@ def network_learning_rate(opt_config: ml_collections.ConfigDict, network: str) -
   return override if override is not None else opt_config.learning_rate
 
 
-def hyperparameters(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """The train state's "hparams": float32 scalars, one per name in HPARAM_FIELDS."""
+def hyperparameters(config: ml_collections.ConfigDict, variant_fields: dict[str, str]
+                    ) -> dict[str, jax.Array]:
+  """The train state's "hparams": float32 scalars, one per name in HPARAM_FIELDS and in
+  `variant_fields` (config path -> name)."""
   values = {"g_learning_rate": network_learning_rate(config.optimizer, "generator"),
             "d_learning_rate": network_learning_rate(config.optimizer, "discriminator"),
-            "b1": config.optimizer.b1, "b2": config.optimizer.b2,
-            "cycle_weight": config.loss.cycle_weight,
-            "identity_weight": config.loss.identity_weight}
+            "b1": config.optimizer.b1, "b2": config.optimizer.b2}
+  values.update({name: config_base.get_field(config, path)
+                 for path, name in variant_fields.items()})
   return {name: jnp.asarray(value, jnp.float32) for name, value in values.items()}
 
 
 def learning_rate_schedule(opt_config: ml_collections.ConfigDict, learning_rate: float,
                            num_train_steps: int) -> optax.Schedule:
   """Constant, then (if `decay_steps` > 0) linear decay to zero over the last steps."""
-  decay_steps = opt_config.get("decay_steps", 0)
+  decay_steps = opt_config.decay_steps
   if not decay_steps:
     return optax.constant_schedule(learning_rate)
   constant_steps = max(num_train_steps - decay_steps, 0)
@@ -87,14 +88,12 @@ def create_optimizer(opt_config: ml_collections.ConfigDict, network: str,
     learning_rate = hparams[f"{network[0]}_learning_rate"]
     b1, b2 = hparams["b1"], hparams["b2"]
   schedule = learning_rate_schedule(opt_config, learning_rate, num_train_steps)
+  config_base.check_choice("optimizer.name", opt_config.name, OPTIMIZER_NAMES)
   if opt_config.name == "adam":
     optimizer = optax.adam(schedule, b1=b1, b2=b2, eps=opt_config.eps)
-  elif opt_config.name == "sgd":
-    optimizer = optax.sgd(schedule, momentum=opt_config.momentum or None)
   else:
-    raise config_base.ConfigError(f"unknown optimizer {opt_config.name!r}; choose one of "
-                   f"{', '.join(OPTIMIZER_NAMES)}")
-  limit = opt_config.get("d_max_column_norm", 0.0) if network == "discriminator" else 0.0
+    optimizer = optax.sgd(schedule, momentum=opt_config.momentum or None)
+  limit = opt_config.d_max_column_norm if network == "discriminator" else 0.0
   return optax.chain(optimizer, max_column_norm(limit)) if limit else optimizer
 
 

@@ -1,16 +1,19 @@
 """Populations: models that differ only in seed and continuous hyperparameters, trained as
-one vmapped program.
+one compiled program.
 
 Every per-model quantity of the compiled step comes from the train state (the keys and
 `state["hparams"]`), so a population's state is the members' states stacked along a
-leading axis and its step is the single-model step under `jax.vmap`. Each member writes
-the workdir that a separate run of it would write.
+leading axis and its step is the single-model step under `jax.vmap` (or unrolled). A
+population wraps the single run: `PopulationExperiment` is the stacked experiment, and
+`PopulationOutputs` hands each member's slice to that member's own `RunOutputs`, so each
+member writes the workdir that a separate run of it would write, through the same loop.
 
 A population file is JSON: {"members": [{"workdir": "...", "overrides": {...}}, ...]},
 overrides keyed by dotted config paths, as in sweep files.
 """
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -19,25 +22,31 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
+from absl import logging
 
-from gax import config_base, files, optim
+from gax import config_base, files, optim, outputs, sharding, train, variants
 
-# What members may differ in; anything else would change the compiled program.
-POPULATION_FIELDS = ("seed", "optimizer.learning_rate", *optim.HPARAM_FIELDS)
+
+def population_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """What members may differ in; anything else would change the compiled program."""
+  return ("seed", "optimizer.learning_rate", *optim.HPARAM_FIELDS,
+          *variants.hparam_fields(config))
 
 
 def member_configs(config: ml_collections.ConfigDict, overrides: list[dict[str, Any]]
                    ) -> list[ml_collections.ConfigDict]:
   """One config per member: `config` with that member's overrides.
 
-  Raises ConfigError when an override is not one of POPULATION_FIELDS.
+  Raises ConfigError when an override is not one of `population_fields(config)`.
   """
+  allowed = population_fields(config)
   configs = []
   for member_overrides in overrides:
-    outside = sorted(set(member_overrides) - set(POPULATION_FIELDS))
+    outside = sorted(set(member_overrides) - set(allowed))
     if outside:
       raise config_base.ConfigError(
-          f"population members may differ only in {', '.join(POPULATION_FIELDS)}; "
+          f"population members may differ only in {', '.join(allowed)}; "
           f"not in {', '.join(outside)} (run those as separate trials)")
     member = copy.deepcopy(config)
     config_base.apply_overrides(member, member_overrides)
@@ -71,9 +80,7 @@ def vectorizes(config: ml_collections.ConfigDict) -> bool:
   ("unroll"); "auto" unrolls on CPU, where XLA runs the grouped convolutions that vmap
   makes of per-member kernels several times slower than the members' own ones."""
   choice = config.population_step
-  if choice not in ("auto", "vmap", "unroll"):
-    raise config_base.ConfigError(
-        f"config.population_step = {choice!r} must be 'auto', 'vmap' or 'unroll'")
+  config_base.check_choice("population_step", choice, config_base.CHOICES["population_step"])
   if choice == "auto":
     return jax.default_backend() != "cpu"
   return choice == "vmap"
@@ -106,3 +113,123 @@ def stack(trees: list[Any]) -> Any:
 def member(tree: Any, index: int) -> Any:
   """One member's slice of a stacked pytree."""
   return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
+@dataclasses.dataclass
+class PopulationExperiment(train.Experiment):
+  """The experiment of `members` models stacked: keys, hparams and train state carry a
+  leading member axis; the data is shared."""
+
+  members: tuple[ml_collections.ConfigDict, ...] = ()
+
+  def initial_state(self):
+    return jax.jit(lambda: jax.vmap(self.create_state)(self.keys, self.hparams),
+                   out_shardings=self.replicated)()
+
+  def update_fn(self):
+    # The dataset is shared; host batches come one set per member.
+    return batched(super().update_fn(), len(self.members), self.batches.on_device,
+                   vectorizes(self.config))
+
+  def data_sharding(self):
+    return self.replicated if self.batches.on_device else sharding.batch_sharding(
+        self.mesh, 3)
+
+  def host_batches(self, step: int, count: int):
+    """[count, member, ...]: each member's batches in its own order."""
+    return jax.tree.map(lambda *members: np.stack(members, axis=1), *(
+        self.batches.host_batches(key, step, count) for key in self.keys["data"]))
+
+  def sample_inputs(self):
+    return stack([self.variant.sample_inputs(key, self.config.num_samples,
+                                             self.batches.fixed_examples)
+                  for key in self.keys["samples"]])
+
+  def sample_fn(self):
+    return jax.jit(jax.vmap(self.variant.sample), out_shardings=self.replicated)
+
+
+def create_experiment(config: ml_collections.ConfigDict,
+                      members: list[ml_collections.ConfigDict]) -> PopulationExperiment:
+  """The single-run experiment of `config`, stacked over the members' keys and hparams."""
+  single = train.create_experiment(config)
+  for member_config in members:
+    config_base.validate(member_config, single.mesh.devices.size)
+  logging.info("A population of %d models, one compiled program", len(members))
+  return PopulationExperiment(
+      config, single.mesh, single.batches, single.variant,
+      stack([train.stream_keys(m.seed) for m in members]),
+      stack([train.hyperparameters(m) for m in members]), members=tuple(members))
+
+
+class PopulationOutputs:
+  """The members' own RunOutputs, each handed its slice of the stacked state and metrics."""
+
+  def __init__(self, members: list[outputs.RunOutputs]):
+    self.members = members
+
+  def check_resumable(self) -> None:
+    for run in self.members:
+      run.check_resumable()
+
+  def restore(self, like):
+    """Every member's newest intact checkpoint of one common step, or None."""
+    one = member(like, 0)
+    latest = [run.restore(one) for run in self.members]
+    steps = [0 if state is None else int(state["step"]) for state in latest]
+    if min(steps) == max(steps):
+      return stack(latest) if steps[0] > 0 else None
+    try:  # stopped between two members' saves of one step
+      return stack([run.checkpointer.restore(min(steps), one) for run in self.members])
+    except ValueError:
+      logging.warning("The members' checkpoints have no step in common (%s): starting "
+                      "again from step 0", steps)
+      return None
+
+  def open(self, start_step: int, records: dict) -> None:
+    for run in self.members:
+      run.open(start_step, records)
+
+  def check_finite(self, metrics, first_step: int, saved_step: int) -> None:
+    for index, run in enumerate(self.members):
+      run.check_finite({k: v[:, index] for k, v in metrics.items()}, first_step,
+                       saved_step)
+
+  def log(self, steps, metrics, first_step: int, steps_per_s: float) -> None:
+    for index, run in enumerate(self.members):
+      run.log(steps, {k: v[:, index] for k, v in metrics.items()}, first_step, steps_per_s)
+
+  def write_samples(self, step: int, images) -> None:
+    for index, run in enumerate(self.members):
+      run.write_samples(step, images[index])
+
+  def save_checkpoint(self, step: int, state) -> None:
+    for index, run in enumerate(self.members):
+      run.save_checkpoint(step, member(state, index))
+
+  def evaluate(self, step: int, state) -> None:
+    for index, run in enumerate(self.members):
+      run.evaluate(step, member(state, index))
+
+  def close(self) -> None:
+    for run in self.members:
+      run.close()
+
+  def finish(self) -> None:
+    for run in self.members:
+      run.finish()
+
+
+def train_population(config: ml_collections.ConfigDict,
+                     members: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
+  """Trains each (workdir, overrides) member as `train_and_evaluate` would, all of them in
+  one compiled program; returns each member's last logged metrics."""
+  configs = member_configs(config, [overrides for _, overrides in members])
+  experiment = create_experiment(config, configs)
+  is_writer = jax.process_index() == 0
+  workdirs = [Path(w) for w, _ in members]
+  population_outputs = PopulationOutputs([
+      outputs.RunOutputs(w, member_config, experiment.variant, is_writer, f"{w.name}: ")
+      for w, member_config in zip(workdirs, configs)])
+  train.run(experiment, population_outputs, workdirs)
+  return [run.last_metrics for run in population_outputs.members]

@@ -113,16 +113,16 @@ def write_summary(workdir: Path, rows: list[dict]) -> None:
   files.write_atomically(workdir / "summary.md", "\n".join(lines) + "\n")
 
 
-def population_jobs(config_arg: str, workdir: Path, trials: list[tuple[str, dict, int]]
-                    ) -> list[tuple[str, list[str], list[str]]]:
-  """Groups the trials that differ only in population fields into one population job
+def population_jobs(config_arg: str, workdir: Path, trials: list[tuple[str, dict, int]],
+                    fields: tuple[str, ...]) -> list[tuple[str, list[str], list[str]]]:
+  """Groups the trials that differ only in population `fields` into one population job
   each (one compiled program, see gax/population.py).
 
   Returns (job name, command, trial names); a trial alone in its group runs by itself.
   """
   groups = {}
   for name, overrides, _ in trials:
-    shared = {k: v for k, v in overrides.items() if k not in population.POPULATION_FIELDS}
+    shared = {k: v for k, v in overrides.items() if k not in fields}
     groups.setdefault(repr(sorted(shared.items())), (shared, []))[1].append((name, overrides))
   jobs = []
   for index, (shared, members) in enumerate(groups.values()):
@@ -145,7 +145,7 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
   """Runs every trial of the sweep file (skipping finished ones) and writes the summary.
 
   `as_populations`: trials that differ only in seed and continuous hyperparameters
-  (population.POPULATION_FIELDS) train together as one vmapped program.
+  (population.population_fields) train together as one compiled program.
   """
   path, _, arg = config_arg.partition(":")
   workdir = Path(workdir)
@@ -156,7 +156,7 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
     trials.append((trial_name(index, overrides), overrides, config.num_train_steps))
   steps = {name: num_steps for name, _, num_steps in trials}
   if as_populations:
-    jobs = population_jobs(config_arg, workdir, trials)
+    jobs = population_jobs(config_arg, workdir, trials, population.population_fields(config))
   else:
     jobs = [(name, trial_command(config_arg, workdir / name, overrides), [name])
             for name, overrides, _ in trials]

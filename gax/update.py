@@ -4,7 +4,8 @@ A step is k discriminator updates, each on its own real batch, then one generato
 update, on a fresh fake batch or on the last D step's (`g_step_fake`). The factory
 compiles it once with the train state donated; several steps can run per dispatch under
 `lax.scan`. Each step draws its randomness from fold_in(state["key"], state["step"]), so
-the same step always sees the same numbers.
+the same step always sees the same numbers. The update is handed a finished batch (a dict
+of arrays in model range, with a leading axis of k); it knows nothing of datasets.
 """
 
 import functools
@@ -15,12 +16,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gax import data as data_lib
-
 Array = jax.Array
 # step, key, data_key, hparams, params, batch_stats, opt_state
 TrainState = dict[str, Any]
-StepFn = Callable[[TrainState, Array], tuple[TrainState, dict[str, Array]]]
+Batch = dict[str, Array]
+StepFn = Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]]
 OptimizersFn = Callable[[dict[str, Array]], dict[str, optax.GradientTransformation]]
 
 
@@ -47,24 +47,28 @@ def _update_network(network, loss_fn, optimizer, opt_state, params, batch_stats,
   return params, _merge(batch_stats, new_stats), opt_state, {**metrics, **norm}
 
 
-def _generate_with_pullback(model, params, batch_stats, key, count):
-  """A training fake batch, the pullback of its forward pass, and G's batch statistics."""
+def _generate_with_pullback(model, params, batch_stats, batch, key):
+  """A training fake batch, the pullback of its images' forward pass, and G's batch
+  statistics."""
 
   def generate(g_params):
-    return model.generate({**params, "generator": g_params}, batch_stats, key, count)
+    fake, g_stats = model.generate({**params, "generator": g_params}, batch_stats, batch,
+                                   key)
+    return fake["image"], (fake, g_stats)
 
-  return jax.vjp(generate, params["generator"], has_aux=True)
+  _, pullback, (fake, g_stats) = jax.vjp(generate, params["generator"], has_aux=True)
+  return fake, pullback, g_stats
 
 
 def _update_generator_through(fake_pullback, fake, model, optimizer, opt_state, params,
                               batch_stats, key):
-  """The G step on a fake batch already generated: D's gradient at the fake, pulled back
-  through the saved generator forward pass (`jax.vjp`) instead of a second one."""
+  """The G step on a fake batch already generated: D's gradient at the fake images,
+  pulled back through the saved generator forward pass (`jax.vjp`) instead of a second."""
 
-  def loss_at(fake):
-    return model.generator_loss_on_fake(params, batch_stats, fake, key)
+  def loss_at(images):
+    return model.generator_loss_on_fake(params, batch_stats, {**fake, "image": images}, key)
 
-  dfake, (new_stats, metrics) = jax.grad(loss_at, has_aux=True)(fake)
+  dfake, (new_stats, metrics) = jax.grad(loss_at, has_aux=True)(fake["image"])
   grads, = fake_pullback(dfake)
   params, opt_state, norm = _apply_gradients("generator", grads, optimizer, opt_state,
                                              params)
@@ -73,11 +77,13 @@ def _update_generator_through(fake_pullback, fake, model, optimizer, opt_state, 
 
 # Checked every step, in this order: the first non-finite one is the one reported.
 GUARDED_METRICS = ("d_loss", "d_grad_norm", "g_loss", "g_grad_norm")
-NAN_POLICIES = ("stop", "skip")
 
 
-def supports_fake_reuse(variant) -> bool:
-  return hasattr(variant, "generate") and hasattr(variant, "generator_loss_on_fake")
+def _poisoned(batch: Batch, poison: Array) -> Batch:
+  """The batch with its floating-point arrays set to NaN where `poison` (labels stay)."""
+  return {name: jnp.where(poison, jnp.nan, value)
+          if jnp.issubdtype(value.dtype, jnp.floating) else value
+          for name, value in batch.items()}
 
 
 def all_finite(metrics: dict[str, Array]) -> Array:
@@ -85,38 +91,32 @@ def all_finite(metrics: dict[str, Array]) -> Array:
                             for name in GUARDED_METRICS if name in metrics]))
 
 
-def make_update_fn(variant, create_optimizers: OptimizersFn,
-                   batches: data_lib.TrainBatches,
-                   constrain_batch: Callable[[Array], Array] = lambda x: x,
+def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
                    nan_policy: str = "stop", inject_nan_at_step: int = 0,
-                   g_step_fake: str = "fresh") -> StepFn:
-  """Builds the (uncompiled) function that advances the state by one step.
+                   g_step_fake: str = "fresh") -> Callable[[TrainState, Batch], Any]:
+  """Builds the (uncompiled) function (state, batch) -> (state, metrics) of one step.
 
+  `batch` holds `d_steps` real batches along its leading axis, already in model range.
   Everything that may differ between members of a population comes from the state:
   the keys, and the continuous hyperparameters `state["hparams"]` that
-  `create_optimizers(hparams)` and `variant.with_hparams(hparams)` read.
-  `batches.select(data, step)` gives the step's uint8 real images
-  [d_steps, batch, H, W, C]; `constrain_batch` places a batch on the mesh. With
+  `create_optimizers(hparams)` and `variant.with_hparams(hparams)` read. With
   `nan_policy="skip"` a step whose losses or gradient norms are not finite leaves
   params, batch statistics and optimizer state as they were ("stop" is the caller's
   job: it sees the metrics). `inject_nan_at_step` > 0 poisons that step's real batch,
   to test the guard. `g_step_fake` is "fresh" (the G step generates a fake batch of its
   own, as in Goodfellow et al.'s Algorithm 1) or "reuse" (it trains on the last D step's
-  fake batch, through that forward pass; the variant needs `generate` and
-  `generator_loss_on_fake`).
+  fake batch, through that forward pass; the variant must have `reuses_fake`).
   """
-  d_steps = batches.batches_per_step
   reuse_fake = g_step_fake == "reuse"
+  if reuse_fake and not variant.reuses_fake:
+    raise ValueError(f"the {variant.name!r} variant cannot reuse the D step's fake batch")
 
-  def update(state: TrainState, data: Array) -> tuple[TrainState, dict[str, Array]]:
+  def update(state: TrainState, real: Batch) -> tuple[TrainState, dict[str, Array]]:
     step_key = jax.random.fold_in(state["key"], state["step"])
     optimizers = create_optimizers(state["hparams"])
     model = variant.with_hparams(state["hparams"])
-    real = jax.tree.map(lambda x: constrain_batch(data_lib.to_model_range(x)),
-                        batches.with_data_key(state["data_key"]).select(data, state["step"]))
     if inject_nan_at_step:
-      real = jax.tree.map(
-          lambda x: jnp.where(state["step"] + 1 == inject_nan_at_step, jnp.nan, x), real)
+      real = _poisoned(real, state["step"] + 1 == inject_nan_at_step)
     params, batch_stats = state["params"], state["batch_stats"]
     opt_state = dict(state["opt_state"])
     batch = lambda i: jax.tree.map(lambda x: x[i], real)
@@ -124,8 +124,7 @@ def make_update_fn(variant, create_optimizers: OptimizersFn,
     for i in range(d_steps):  # k is small: unrolled beats a loop on every backend
       if reuse_fake and i == d_steps - 1:  # G's forward pass is kept for the G step
         fake, fake_pullback, g_stats = _generate_with_pullback(
-            model, params, batch_stats, jax.random.fold_in(step_key, d_steps + 1),
-            batch(i).shape[0])
+            model, params, batch_stats, batch(i), jax.random.fold_in(step_key, d_steps + 1))
         batch_stats = _merge(batch_stats, {"generator": g_stats})
         d_loss = functools.partial(model.discriminator_loss, fake=fake)
       params, batch_stats, opt_state["discriminator"], d_metrics = _update_network(
@@ -154,14 +153,17 @@ def make_update_fn(variant, create_optimizers: OptimizersFn,
 
 def make_train_step(update: StepFn, steps_per_dispatch: int, on_device_data: bool,
                     state_sharding=None, data_sharding=None) -> StepFn:
-  """Compiles `steps_per_dispatch` updates into one call; metrics gain a leading axis.
+  """Compiles `steps_per_dispatch` calls of `update(state, data)` into one; metrics gain
+  a leading axis.
 
-  With host data, `data` holds one entry per step along its leading axis.
+  `data` is what the step reads its batches from: the same resident data for every step
+  (`on_device_data`), or host batches with one entry per step along the leading axis.
   """
 
   def run(state, data):
     if steps_per_dispatch == 1:  # no loop: XLA's CPU backend is slow inside while loops
-      state, metrics = update(state, data if on_device_data else data[0])
+      state, metrics = update(state, data if on_device_data
+                              else jax.tree.map(lambda x: x[0], data))
       return state, jax.tree.map(lambda m: m[None], metrics)
     if on_device_data:
       return jax.lax.scan(lambda s, _: update(s, data), state, length=steps_per_dispatch)

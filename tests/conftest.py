@@ -1,9 +1,15 @@
-"""Test-session settings: one cache of trained feature networks for the whole session."""
+"""Test-session settings, shared by every pytest-xdist worker of one run and by the
+subprocesses tests start: one cache of trained feature networks, and one persistent
+cache of compiled programs (many tests compile the same tiny steps)."""
 
 import os
 import tempfile
+from pathlib import Path
 
-# Tests train the digit classifier at most once per session (or reuse a cache the
-# developer points GAX_CACHE_DIR at); subprocesses inherit the variable.
-if not os.environ.get("GAX_CACHE_DIR"):
-  os.environ["GAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="gax-test-cache-")
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+_ROOT = Path(tempfile.gettempdir()) / f"gax-test-{_RUN}"
+
+# A developer's own GAX_CACHE_DIR (a cache of trained classifiers) is reused.
+os.environ.setdefault("GAX_CACHE_DIR", str(_ROOT / "classifiers"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_ROOT / "compiled"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")

@@ -54,13 +54,13 @@ class _MeanPatch(nn.Module):
                                                                     ())
 
 
-def _variant(factor: float):
-  return cyclegan.CycleGAN(_Scale(factor), _MeanPatch())
+def _variant(factor: float, shape):
+  return cyclegan.CycleGAN(_Scale(factor), _MeanPatch(), shape)
 
 
 def test_identity_and_cycle_losses_vanish_for_identity_generators():
-  variant = _variant(1.0)
-  params, stats = variant.init(jax.random.PRNGKey(0), (4, 4, 1))
+  variant = _variant(1.0, (4, 4, 1))
+  params, stats = variant.init(jax.random.PRNGKey(0))
   real = {"a": jax.random.uniform(jax.random.PRNGKey(1), (3, 4, 4, 1), minval=-1),
           "b": jax.random.uniform(jax.random.PRNGKey(2), (3, 4, 4, 1), minval=-1)}
   _, (_, metrics) = variant.generator_loss(params, stats, real, jax.random.PRNGKey(3))
@@ -69,8 +69,8 @@ def test_identity_and_cycle_losses_vanish_for_identity_generators():
 
 
 def test_generator_loss_against_a_hand_computed_value():
-  variant = _variant(0.5)
-  params, stats = variant.init(jax.random.PRNGKey(0), (2, 2, 1))
+  variant = _variant(0.5, (2, 2, 1))
+  params, stats = variant.init(jax.random.PRNGKey(0))
   a = jnp.array([[0.8, -0.4], [0.2, 0.6]])[None, :, :, None]
   b = jnp.array([[-1.0, 0.5], [0.3, -0.1]])[None, :, :, None]
   _, (_, m) = variant.generator_loss(params, stats, {"a": a, "b": b}, jax.random.PRNGKey(0))
@@ -132,8 +132,23 @@ def test_reusing_the_d_step_fake_is_refused_with_a_clear_error():
     train.create_experiment(config)
 
 
+def projected_features(eval_config, train_split, held_out):
+  """A cheap stand-in for the digit classifier: a fixed random projection of the pixels
+  as features, and a softmax of its first ten as class probabilities."""
+  projection = np.random.default_rng(0).normal(size=(int(np.prod(train_split.image_shape)),
+                                                     16)).astype(np.float32)
+
+  def extract(images):
+    features = images.reshape(len(images), -1).astype(np.float32) / 255.0 @ projection
+    logits = features[:, :10] - features[:, :10].max(axis=1, keepdims=True)
+    return features, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+  return extract
+
+
 def test_cyclegan_evaluation_reports_both_directions(tmp_path):
   config = tiny(load_config("cyclegan_digits"), steps=2)
+  config.eval.features = "test_cyclegan:projected_features"  # the classifier has its tests
   config.eval_every, config.eval.num_samples = 2, 64
   config.eval.kid_subsets, config.eval.kid_subset_size = 5, 32
   train.train_and_evaluate(config, str(tmp_path))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gax import config_base, data
+from gax import config_base, data, input_pipeline
 
 
 def _data_config(**fields):
@@ -61,35 +61,57 @@ def test_pixel_range():
 def test_batch_order_is_a_seeded_permutation_per_epoch():
   key = jax.random.PRNGKey(3)
   num_examples, batch = 20, 6  # 3 batches per epoch; 2 examples left out each epoch
-  epoch0 = np.concatenate([data.batch_indices(key, b, num_examples, batch)
+  epoch0 = np.concatenate([input_pipeline.batch_indices(key, b, num_examples, batch)
                            for b in range(3)])
-  epoch1 = np.concatenate([data.batch_indices(key, b, num_examples, batch)
+  epoch1 = np.concatenate([input_pipeline.batch_indices(key, b, num_examples, batch)
                            for b in range(3, 6)])
   assert len(set(epoch0.tolist())) == 18 and len(set(epoch1.tolist())) == 18
   assert not np.array_equal(epoch0, epoch1)
   np.testing.assert_array_equal(
-      epoch0, np.concatenate([data.batch_indices(key, b, num_examples, batch)
+      epoch0, np.concatenate([input_pipeline.batch_indices(key, b, num_examples, batch)
                               for b in range(3)]))
-  other = data.batch_indices(jax.random.PRNGKey(4), 0, num_examples, batch)
+  other = input_pipeline.batch_indices(jax.random.PRNGKey(4), 0, num_examples, batch)
   assert not np.array_equal(other, epoch0[:6])
+
+
+SPEC = {"image": data.Field(data.Source("toy"))}
 
 
 def test_device_sampler_matches_host_sampler():
   images = np.arange(50 * 2 * 2, dtype=np.uint8).reshape(50, 2, 2, 1)
-  kwargs = dict(images=images, data_key=jax.random.PRNGKey(0), batch_size=8,
-                batches_per_step=2)
-  on_device = data.TrainBatches(on_device=True, **kwargs)
-  on_host = data.TrainBatches(on_device=False, **kwargs)
-  host = on_host.host_batches(first_step=5, num_steps=3)
+  kwargs = dict(spec=SPEC, arrays={"image": images}, batch_size=8, batches_per_step=2)
+  on_device = input_pipeline.TrainBatches(on_device=True, **kwargs)
+  on_host = input_pipeline.TrainBatches(on_device=False, **kwargs)
+  key = jax.random.PRNGKey(0)
+  host = on_host.host_batches(key, first_step=5, num_steps=3)["image"]
   assert host.shape == (3, 2, 8, 2, 2, 1)
-  select = jax.jit(on_device.select)
+  gather = jax.jit(on_device.gather)
   for i in range(3):
-    np.testing.assert_array_equal(select(images, 5 + i), host[i])
+    np.testing.assert_array_equal(gather({"image": images}, 5 + i, key)["image"], host[i])
+
+
+def test_pairs_share_their_order_and_their_crops_and_flips():
+  """Two fields of one source (a pair) get the same examples and the same augmentation;
+  a second source has an order of its own."""
+  images = np.random.default_rng(0).integers(0, 256, (40, 6, 6, 1), dtype=np.uint8)
+  pair, other = data.Source("pairs"), data.Source("other")
+  spec = {"a": data.Field(pair), "b": data.Field(pair), "c": data.Field(other)}
+  batches = input_pipeline.TrainBatches(spec, {"a": images, "b": images, "c": images}, 8,
+                                        1, True, crop_size=4, random_flip=True)
+  key = jax.random.PRNGKey(1)
+  raw = batches.gather({"a": images, "b": images, "c": images}, 3, key)
+  np.testing.assert_array_equal(raw["a"], raw["b"])
+  assert not np.array_equal(raw["a"], raw["c"])
+  prepared = batches.prepare(raw, 3, key)
+  np.testing.assert_array_equal(prepared["a"], prepared["b"])
+  assert prepared["a"].shape == (1, 8, 4, 4, 1)
+  assert batches.info.field_shapes == {"a": (4, 4, 1), "b": (4, 4, 1), "c": (4, 4, 1)}
 
 
 def test_batch_larger_than_dataset_is_refused():
   with pytest.raises(data.DataError, match="larger than the dataset"):
-    data.TrainBatches(np.zeros((4, 2, 2, 1), np.uint8), jax.random.PRNGKey(0), 8, 1, True)
+    input_pipeline.TrainBatches(SPEC, {"image": np.zeros((4, 2, 2, 1), np.uint8)}, 8, 1,
+                                True)
 
 
 def test_tfds_catalog_under_mock_data():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_train import ROOT, load_config, read_metrics, tiny
 
-from gax import classifier, config_base, evaluation, train
+from gax import classifier, config_base, train
 from gax import data as data_lib
 
 REQUIRED_KEYS = ("fid", "kid", "precision", "recall", "inception_score", "parzen_ll",
@@ -66,7 +66,7 @@ def test_evaluation_during_training_and_from_the_command_line(tmp_path):
   for result in saved.values():
     assert all(np.isfinite(result[key]) for key in REQUIRED_KEYS)
   best = json.loads((tmp_path / "best.json").read_text())
-  assert best["fid"] == min(r["fid"] for r in saved.values())
+  assert best["metric"] == "fid" and best["value"] == min(r["fid"] for r in saved.values())
   assert (tmp_path / "best_checkpoint" / str(best["step"])).is_dir()
 
   result = _gax_evaluate(f"--workdir={tmp_path}", "--step=2")
@@ -92,9 +92,9 @@ def test_any_feature_function_plugs_in(tmp_path):
   config.eval.features = "test_evaluation:pixel_features"
   experiment = train.create_experiment(config)
   variant = experiment.variant
-  result = evaluation.create_evaluation(config, variant)(experiment.initial_state())
+  result = variant.create_evaluator(config)(experiment.initial_state())
   assert result["classifier_accuracy"] is None and "inception_score" not in result
   assert result["fid"] > result["fid_real_floor"] > 0
   config.eval.features = "no_such_module:f"
   with pytest.raises(config_base.ConfigError, match="cannot be imported"):
-    evaluation.create_evaluation(config, variant)
+    variant.create_evaluator(config)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_train import ROOT, load_config, read_metrics, restore_params, tiny
 
-from gax import config_base, population, train
+from gax import config_base, population, train, variants
 
 SEEDS = range(8)
 
@@ -67,13 +67,13 @@ def test_a_population_of_eight_seeds_matches_eight_separate_runs(tmp_path, separ
   members = _members(tmp_path / "population")
   config = _config()
   config.population_step = form
-  final = train.train_population(config, members)
+  final = population.train_population(config, members)
   assert len(final) == 8 and len({m["g_loss"] for m in final}) == 8
   for workdir, overrides in members:
     alone = separate_runs[workdir.name]
     _assert_close(restore_params(workdir, 3), restore_params(alone, 3), rtol=1e-5)
     _assert_same_metrics(workdir, alone)
-    saved = config_base.load_json(workdir / "config.json")
+    saved, _ = variants.read_run_config(workdir / "config.json")
     assert saved.seed == overrides["seed"]
     assert saved.optimizer.d_learning_rate == overrides["optimizer.d_learning_rate"]
     assert (workdir / "samples" / "step_000003.png").exists()
@@ -81,10 +81,10 @@ def test_a_population_of_eight_seeds_matches_eight_separate_runs(tmp_path, separ
 
 def test_a_resumed_population_ends_where_an_uninterrupted_one_ends(tmp_path):
   straight = _members(tmp_path / "straight", seeds=(0, 1))
-  train.train_population(_config(steps=4), straight)
+  population.train_population(_config(steps=4), straight)
   resumed = _members(tmp_path / "resumed", seeds=(0, 1))
-  train.train_population(_config(steps=2), resumed)
-  train.train_population(_config(steps=4), resumed)
+  population.train_population(_config(steps=2), resumed)
+  population.train_population(_config(steps=4), resumed)
   for (a, _), (b, _) in zip(straight, resumed):
     _assert_close(restore_params(a, 4), restore_params(b, 4), rtol=1e-6)
     assert read_metrics(a) == read_metrics(b)
@@ -92,7 +92,7 @@ def test_a_resumed_population_ends_where_an_uninterrupted_one_ends(tmp_path):
 
 def test_members_may_differ_only_in_population_fields(tmp_path):
   with pytest.raises(config_base.ConfigError, match="not in batch_size"):
-    train.train_population(_config(), [(tmp_path / "a", {"seed": 1}),
+    population.train_population(_config(), [(tmp_path / "a", {"seed": 1}),
                                        (tmp_path / "b", {"batch_size": 16})])
   assert not (tmp_path / "a").exists()
 

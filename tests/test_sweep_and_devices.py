@@ -82,7 +82,8 @@ SAME_PARAMS = textwrap.dedent("""
       params[devices] = restore_params(__import__("pathlib").Path(workdir), 3)
       saved = __import__("json").load(open(f"{workdir}/config.json"))
       assert saved["devices_used"] == devices, saved["devices_used"]
-    assert len(jax.devices()) == 8 and train.create_mesh(8).devices.size == 8
+    from gax import sharding
+    assert len(jax.devices()) == 8 and sharding.create_mesh(8).devices.size == 8
     worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))
                       / (np.max(np.abs(np.asarray(a))) + 1e-12))
                 for a, b in zip(jax.tree.leaves(params[1]), jax.tree.leaves(params[8])))

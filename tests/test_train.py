@@ -28,17 +28,17 @@ def tiny(config, steps=3):
   config.sample_every = 2
   config.checkpoint_every = 2
   config.num_samples = 4
-  if config.model.name == "mlp":
-    config.model.g_hidden, config.model.d_hidden = (32,), (16,)
-  if config.model.name == "dcgan64":
-    config.model.ngf = config.model.ndf = 8
-    config.data.image_size = 32
   if config.variant == "cyclegan":
     config.batch_size = 2
     config.model.ngf = config.model.ndf = 8
     config.model.num_blocks = 1
     if config.data.crop_size:  # 286 -> 256 becomes 36 -> 32
       config.data.image_size, config.data.crop_size = 36, 32
+  elif config.model.name == "mlp":
+    config.model.g_hidden, config.model.d_hidden = (32,), (16,)
+  elif config.model.name == "dcgan64":
+    config.model.ngf = config.model.ndf = 8
+    config.data.image_size = 32
   return config
 
 

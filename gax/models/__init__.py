@@ -1,5 +1,6 @@
-"""Generator/discriminator pairs, found by name."""
+"""Generator/discriminator pairs, found by name, each with its own config fields."""
 
+import dataclasses
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -7,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gax import config_base
+from gax.models import conditioning
 from gax.models.dcgan import (
   DCGAN28Discriminator,
   DCGAN28Generator,
@@ -19,47 +21,112 @@ ImageShape = tuple[int, int, int]
 Networks = tuple[nn.Module, nn.Module]
 
 
-def _mlp(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networks:
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+  """How G and D see the class label (gax/models/conditioning.py); 0 classes: they do not."""
+
+  num_classes: int = 0
+  generator: str = "none"  # conditioning.G_CONDITIONING
+  discriminator: str = "none"  # conditioning.D_CONDITIONING
+  aux_classes: int = 0  # an auxiliary class head on D (ACGAN)
+
+  def generator_fields(self) -> dict:
+    return dict(num_classes=self.num_classes, conditioning=self.generator)
+
+  def discriminator_fields(self) -> dict:
+    return dict(num_classes=self.num_classes, conditioning=self.discriminator,
+                aux_classes=self.aux_classes)
+
+
+UNCONDITIONAL = Conditioning()
+
+
+def _mlp(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Conditioning
+         ) -> Networks:
+  if cond.generator == "cbn":
+    raise config_base.ConfigError("model 'mlp' has no batch norm to condition; its "
+                                  "generator takes the label by concatenation")
   return (
-      MLPGenerator(shape, tuple(cfg.g_hidden), cfg.output_activation,
-                   cfg.get("g_init_range", 0.0), dtype=dtype),
+      MLPGenerator(shape, tuple(cfg.g_hidden), cfg.output_activation, cfg.g_init_range,
+                   dtype=dtype, **cond.generator_fields()),
       MLPDiscriminator(tuple(cfg.d_hidden), cfg.d_pieces, cfg.d_input_dropout,
-                       cfg.d_dropout, cfg.get("d_init_range", 0.0), dtype=dtype),
+                       cfg.d_dropout, cfg.d_init_range, dtype=dtype,
+                       **cond.discriminator_fields()),
   )
 
 
-def _dcgan28(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networks:
+def _dcgan28(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Conditioning
+             ) -> Networks:
   height, width, _ = shape
   if height % 4 or width % 4:
     raise config_base.ConfigError(f"model 'dcgan28' needs height and width divisible by 4 "
-                     f"(28x28 as in the tutorial); the data is {height}x{width}")
-  impl = cfg.get("conv_transpose", "auto")
-  return (DCGAN28Generator(shape, dtype=dtype, conv_transpose=impl),
-          DCGAN28Discriminator(dtype=dtype, conv_transpose=impl))
+                                  f"(28x28 as in the tutorial); the data is {height}x{width}")
+  return (DCGAN28Generator(shape, dtype=dtype, conv_transpose=cfg.conv_transpose,
+                           **cond.generator_fields()),
+          DCGAN28Discriminator(dtype=dtype, conv_transpose=cfg.conv_transpose,
+                               **cond.discriminator_fields()))
 
 
-def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype) -> Networks:
+def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Conditioning
+             ) -> Networks:
   height, width, _ = shape
   if height != width or height < 8 or height & (height - 1):
-    raise config_base.ConfigError(f"model 'dcgan64' needs square images whose side is a power of "
-                     f"two >= 8 (64x64 as in Radford et al.); the data is "
-                     f"{height}x{width}")
-  impl = cfg.get("conv_transpose", "auto")
-  return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype, conv_transpose=impl),
-          DCGAN64Discriminator(cfg.ndf, dtype=dtype, conv_transpose=impl))
+    raise config_base.ConfigError(f"model 'dcgan64' needs square images whose side is a "
+                                  f"power of two >= 8 (64x64 as in Radford et al.); the "
+                                  f"data is {height}x{width}")
+  return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype, conv_transpose=cfg.conv_transpose,
+                           **cond.generator_fields()),
+          DCGAN64Discriminator(cfg.ndf, dtype=dtype, conv_transpose=cfg.conv_transpose,
+                               **cond.discriminator_fields()))
 
 
-MODELS: dict[str, Callable[..., Networks]] = {
-    "mlp": _mlp,
-    "dcgan28": _dcgan28,
-    "dcgan64": _dcgan64,
+# Strided transposed convs, and strided convs' input gradients: "xla" (input-dilated
+# convs), "subpixel" or "auto" (per-phase convs + depth-to-space where strided).
+CONV_TRANSPOSE = ("auto", "subpixel", "xla")
+
+
+def _noise_fields(noise: str = "normal") -> dict:
+  return dict(noise_dim=100, noise=noise)
+
+
+# name -> (builder, the model's own config fields at their defaults)
+MODELS: dict[str, tuple[Callable[..., Networks], Callable[[], dict]]] = {
+    # Goodfellow et al.'s MLP GAN, with the paper's pylearn2 initialisation.
+    "mlp": (_mlp, lambda: dict(
+        **_noise_fields("uniform"), g_hidden=(1200, 1200), output_activation="sigmoid",
+        d_hidden=(240, 240), d_pieces=5, d_input_dropout=0.2, d_dropout=0.5,
+        g_init_range=0.05, d_init_range=0.005)),
+    "dcgan28": (_dcgan28, lambda: dict(**_noise_fields(), conv_transpose="auto")),
+    "dcgan64": (_dcgan64, lambda: dict(**_noise_fields(), ngf=64, ndf=64,
+                                       conv_transpose="auto")),
 }
+NOISE = ("normal", "uniform")
+
+
+def default_config(name: str) -> ml_collections.ConfigDict:
+  """`config.model` for the model `name`: its name and its own fields."""
+  config_base.check_choice("model.name", name, MODELS)
+  return ml_collections.ConfigDict({"name": name, **MODELS[name][1]()})
 
 
 def create_networks(model_config: ml_collections.ConfigDict, image_shape: ImageShape,
-                    dtype=jnp.float32) -> Networks:
+                    dtype=jnp.float32, cond: Conditioning = UNCONDITIONAL) -> Networks:
   """Builds the (generator, discriminator) pair named by `model_config.name`."""
-  if model_config.name not in MODELS:
-    raise config_base.ConfigError(f"unknown model {model_config.name!r}; choose one of "
-                     f"{', '.join(sorted(MODELS))}")
-  return MODELS[model_config.name](model_config, tuple(image_shape), dtype)
+  name = model_config.name
+  config_base.check_choice("model.name", name, MODELS)
+  own = set(default_config(name))
+  others = set().union(*(fields() for _, fields in MODELS.values())) - own
+  if not own <= set(model_config) or others & set(model_config):
+    raise config_base.ConfigError(
+        f"config.model.name = {name!r}, but config.model holds the fields of another model "
+        f"({', '.join(sorted(model_config))}); start from a config of model {name!r} "
+        "instead of overriding config.model.name")
+  config_base.check_choice("model.noise", model_config.noise, NOISE)
+  if "conv_transpose" in model_config:
+    config_base.check_choice("model.conv_transpose", model_config.conv_transpose,
+                             CONV_TRANSPOSE)
+  config_base.check_choice("generator conditioning", cond.generator,
+                           conditioning.G_CONDITIONING)
+  config_base.check_choice("discriminator conditioning", cond.discriminator,
+                           conditioning.D_CONDITIONING)
+  return MODELS[name][0](model_config, tuple(image_shape), dtype, cond)

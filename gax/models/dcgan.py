@@ -4,6 +4,8 @@ DCGAN28 follows tensorflow.org/tutorials/generative/dcgan layer for layer (Keras
 defaults included: Glorot-uniform kernels, LeakyReLU slope 0.3, BatchNorm momentum 0.99
 and epsilon 1e-3). DCGAN64 follows pytorch/examples' dcgan (4x4 kernels, no biases,
 N(0, 0.02) kernels, BatchNorm scale N(1, 0.02), LeakyReLU 0.2, PyTorch's BN momentum).
+With `num_classes` > 0 they take labels as gax/models/conditioning.py describes; without,
+they are the reference networks, parameter for parameter.
 """
 
 import math
@@ -12,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gax.models import conditioning as cond
 from gax.models.layers import Conv, ConvTranspose
 
 _KERAS_KERNEL_INIT = nn.initializers.xavier_uniform()
@@ -28,15 +31,18 @@ class DCGAN28Generator(nn.Module):
   image_shape: tuple[int, int, int]
   dtype: jnp.dtype = jnp.float32
   conv_transpose: str = "auto"  # see gax.models.layers.ConvTranspose
+  num_classes: int = 0
+  conditioning: str = "none"  # "concat" (label joins z) or "cbn" (conditional batch norm)
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, labels=None, train: bool = True):
     height, width, channels = self.image_shape
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99,
-                                epsilon=1e-3, dtype=self.dtype)
+    norm = cond.batch_norm(self.conditioning, self.num_classes, labels, train, self.dtype,
+                           momentum=0.99, epsilon=1e-3)
     act = lambda x: nn.leaky_relu(x, 0.3)
     x = nn.Dense(height // 4 * width // 4 * 256, use_bias=False,
-                 kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(z)
+                 kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(
+                     cond.join_noise(z, labels, self.num_classes, self.conditioning))
     x = act(norm()(x))
     x = x.reshape((z.shape[0], height // 4, width // 4, 256))
     for features, stride in ((128, 1), (64, 2)):
@@ -51,22 +57,30 @@ class DCGAN28Generator(nn.Module):
 
 
 class DCGAN28Discriminator(nn.Module):
-  """Conv 64/128 (5x5, stride 2) with LeakyReLU and Dropout 0.3 -> Dense(1) logit."""
+  """Conv 64/128 (5x5, stride 2) with LeakyReLU and Dropout 0.3 -> Dense(1) logit.
+
+  Returns {"logit", "features"} (and "class_logits" with an auxiliary head).
+  """
 
   dropout: float = 0.3
   dtype: jnp.dtype = jnp.float32
   conv_transpose: str = "auto"  # how the strided convs' input gradients run (layers.Conv)
+  num_classes: int = 0
+  conditioning: str = "none"  # "concat" (one-hot maps) or "projection"
+  aux_classes: int = 0  # > 0: an auxiliary classifier head (ACGAN)
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
-    x = x.astype(self.dtype)
+  def __call__(self, x, labels=None, train: bool = True):
+    x = cond.join_image(x.astype(self.dtype), labels, self.num_classes, self.conditioning)
     for features in (64, 128):
       x = Conv(features, (5, 5), strides=(2, 2), padding="SAME",
                kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype, impl=self.conv_transpose)(x)
       x = nn.leaky_relu(x, 0.3)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = x.reshape((x.shape[0], -1))
-    return nn.Dense(1, kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(x)[:, 0]
+    logit = nn.Dense(1, kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype)(x)[:, 0]
+    return cond.discriminator_outputs(x, logit, labels, self.num_classes, self.conditioning,
+                                      self.aux_classes, self.dtype)
 
 
 def _num_resolution_steps(size: int) -> int:
@@ -84,14 +98,19 @@ class DCGAN64Generator(nn.Module):
   ngf: int = 64
   dtype: jnp.dtype = jnp.float32
   conv_transpose: str = "auto"  # see gax.models.layers.ConvTranspose
+  num_classes: int = 0
+  conditioning: str = "none"  # "concat" (label joins z) or "cbn" (conditional batch norm)
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, labels=None, train: bool = True):
     size, _, channels = self.image_shape
     num_up = _num_resolution_steps(size)
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                                epsilon=1e-5, scale_init=_dcgan_scale_init,
-                                dtype=self.dtype)
+    bn_options = dict(momentum=0.9, epsilon=1e-5)
+    if self.conditioning != "cbn":
+      bn_options["scale_init"] = _dcgan_scale_init
+    norm = cond.batch_norm(self.conditioning, self.num_classes, labels, train, self.dtype,
+                           **bn_options)
+    z = cond.join_noise(z, labels, self.num_classes, self.conditioning)
     x = z.reshape((z.shape[0], 1, 1, z.shape[-1])).astype(self.dtype)
     x = ConvTranspose(self.ngf * 2 ** (num_up - 1), (4, 4), padding="VALID",
                       use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
@@ -111,16 +130,22 @@ class DCGAN64Generator(nn.Module):
 
 
 class DCGAN64Discriminator(nn.Module):
-  """Stride-2 4x4 convs (ndf, 2ndf, 4ndf, 8ndf at 64x64) -> 4x4 valid conv -> logit."""
+  """Stride-2 4x4 convs (ndf, 2ndf, 4ndf, 8ndf at 64x64) -> 4x4 valid conv -> logit.
+
+  Returns {"logit", "features"} (and "class_logits" with an auxiliary head).
+  """
 
   ndf: int = 64
   dtype: jnp.dtype = jnp.float32
   conv_transpose: str = "auto"  # how the strided convs' input gradients run (layers.Conv)
+  num_classes: int = 0
+  conditioning: str = "none"  # "concat" (one-hot maps) or "projection"
+  aux_classes: int = 0  # > 0: an auxiliary classifier head (ACGAN)
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True):
     num_down = _num_resolution_steps(x.shape[1])
-    x = x.astype(self.dtype)
+    x = cond.join_image(x.astype(self.dtype), labels, self.num_classes, self.conditioning)
     for i in range(num_down):
       x = Conv(self.ndf * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                use_bias=False, kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype,
@@ -129,6 +154,8 @@ class DCGAN64Discriminator(nn.Module):
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                          scale_init=_dcgan_scale_init, dtype=self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
-    x = nn.Conv(1, (4, 4), padding="VALID", use_bias=False,
-                kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype)(x)
-    return x.reshape((x.shape[0],))
+    logit = nn.Conv(1, (4, 4), padding="VALID", use_bias=False,
+                    kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype)(x)
+    return cond.discriminator_outputs(x.reshape((x.shape[0], -1)), logit.reshape(-1),
+                                      labels, self.num_classes, self.conditioning,
+                                      self.aux_classes, self.dtype)

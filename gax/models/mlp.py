@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gax.models import conditioning as cond
+
 
 def _init(init_range: float) -> dict:
   if not init_range:
@@ -25,11 +27,13 @@ class MLPGenerator(nn.Module):
   output_activation: str = "tanh"
   init_range: float = 0.0  # > 0: weights ~ U(-r, r) as in pylearn2; 0: Flax's default
   dtype: jnp.dtype = jnp.float32
+  num_classes: int = 0
+  conditioning: str = "none"  # "concat": the one-hot label joins z
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, labels=None, train: bool = True):
     dense = functools.partial(nn.Dense, dtype=self.dtype, **_init(self.init_range))
-    x = z
+    x = cond.join_noise(z, labels, self.num_classes, self.conditioning)
     for width in self.hidden:
       x = nn.relu(dense(width)(x))
     x = dense(math.prod(self.image_shape))(x)
@@ -60,7 +64,10 @@ class Maxout(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-  """Image -> maxout layers with dropout -> one logit."""
+  """Image -> maxout layers with dropout -> one logit.
+
+  Returns {"logit", "features"} (and "class_logits" with an auxiliary head).
+  """
 
   hidden: Sequence[int] = (240, 240)
   pieces: int = 5
@@ -68,12 +75,19 @@ class MLPDiscriminator(nn.Module):
   dropout: float = 0.5
   init_range: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  num_classes: int = 0
+  conditioning: str = "none"  # "concat" (the one-hot label joins the pixels), "projection"
+  aux_classes: int = 0  # > 0: an auxiliary classifier head (ACGAN)
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True):
     x = x.reshape((x.shape[0], -1)).astype(self.dtype)
+    if self.conditioning == "concat":
+      x = jnp.concatenate([x, cond.one_hot(labels, self.num_classes, x.dtype)], axis=-1)
     x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
     for width in self.hidden:
       x = Maxout(width, self.pieces, self.init_range, dtype=self.dtype)(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(1, dtype=self.dtype, **_init(self.init_range))(x)[:, 0]
+    logit = nn.Dense(1, dtype=self.dtype, **_init(self.init_range))(x)[:, 0]
+    return cond.discriminator_outputs(x, logit, labels, self.num_classes, self.conditioning,
+                                      self.aux_classes, self.dtype)

@@ -1,41 +1,80 @@
-"""GAN variants by name. A variant supplies its networks and losses to the update factory.
+"""GAN variants by name: each is one module (see gax/variants/base.py for what it provides).
 
-A variant provides `init(key, image_shape) -> (params, batch_stats)` (dicts keyed by the
-optimised groups "generator" and "discriminator"), `discriminator_loss` and
-`generator_loss` (each `(params, batch_stats, real, key) -> (loss, (stats, metrics))`),
-`with_hparams(hparams)` (itself with the train state's continuous loss weights), and
-`sample_inputs` / `sample` for the sample grids.
+`config.variant` is a registered name, or the import path of a module of your own that
+provides the same four things (`HPARAMS`, `add_defaults`, `batch_spec`, `create`).
 """
 
-import numpy as np
+import importlib
+import json
+from pathlib import Path
+
+import ml_collections
 
 from gax import config_base
 from gax import data as data_lib
-from gax.variants import cyclegan, gan
+from gax.variants import acgan, base, cgan, cyclegan, gan
 
-VARIANTS = {
-    "gan": gan.create,
-    "cyclegan": cyclegan.create,
+REGISTRY: dict[str, base.VariantModule] = {
+    "gan": gan,
+    "cgan": cgan,
+    "acgan": acgan,
+    "cyclegan": cyclegan,
 }
-UNPAIRED = ("cyclegan",)  # variants that train on two domains {"a": ..., "b": ...}
+# What a run's config.json records beside the config: facts of the run, not settings.
+RUN_RECORDS = ("devices_used", "data_info")
 
 
-def create_variant(config, image_shape, dtype, training_images=None):
-  """Builds the variant named by `config.variant` for images of `image_shape`.
+_PROVIDES = ("HPARAMS", "add_defaults", "batch_spec", "create")
 
-  Unpaired variants take their fixed sample-grid inputs from `training_images`.
-  """
-  if config.variant not in VARIANTS:
-    raise config_base.ConfigError(f"unknown variant {config.variant!r}; choose one of "
-                     f"{', '.join(sorted(VARIANTS))}")
-  if config.variant in UNPAIRED:
-    count = max(1, config.num_samples // 8)
-    height, width = image_shape[:2]
-    sample_images = {}
-    for domain, images in training_images.items():
-      chosen = np.random.default_rng(0).permutation(len(images))[:count]  # fixed, mixed
-      top, left = (images.shape[1] - height) // 2, (images.shape[2] - width) // 2
-      sample_images[domain] = data_lib.to_model_range(
-          images[chosen, top:top + height, left:left + width])
-    return VARIANTS[config.variant](config, image_shape, dtype, sample_images)
-  return VARIANTS[config.variant](config, image_shape, dtype)
+
+def module(name: str) -> base.VariantModule:
+  """The registered variant `name`, or the module at import path `name`."""
+  if name in REGISTRY:
+    return REGISTRY[name]
+  try:
+    found = importlib.import_module(name)
+  except ImportError:
+    found = None
+  missing = [] if found is None else [n for n in _PROVIDES if n not in vars(found)]
+  if found is None or missing:
+    raise config_base.ConfigError(
+        f"unknown variant {name!r} (config.variant); choose one of "
+        f"{', '.join(REGISTRY)}, or the import path of a module that defines "
+        f"{', '.join(_PROVIDES)}" + (f" ({name} lacks {', '.join(missing)})" if missing
+                                     else ""))
+  return found
+
+
+def base_config(variant: str = "gan", **options) -> ml_collections.ConfigDict:
+  """The fields of every run plus the variant's own, at their defaults; `options` go to
+  the variant's `add_defaults` (for the GAN family: `model="mlp"`, ...)."""
+  config = config_base.base_config()
+  config.variant = variant
+  module(variant).add_defaults(config, **options)
+  return config
+
+
+def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
+  return module(config.variant).batch_spec(config)
+
+
+def hparam_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """The variant's continuous loss weights: config path -> name in state["hparams"]."""
+  return dict(module(config.variant).HPARAMS)
+
+
+def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> base.Variant:
+  return module(config.variant).create(config, info)
+
+
+def read_run_config(path: Path) -> tuple[ml_collections.ConfigDict, dict]:
+  """A run's saved config.json over today's defaults of its variant (fields added since
+  keep their defaults), and the run's records (`RUN_RECORDS`)."""
+  saved = json.loads(Path(path).read_text())
+  records = {name: saved.pop(name) for name in RUN_RECORDS if name in saved}
+  options = {}
+  if "name" in saved.get("model", {}):
+    options["model"] = saved["model"]["name"]
+  config = base_config(saved.get("variant", "gan"), **options)
+  config.update(saved)
+  return config, records

@@ -12,18 +12,58 @@ code updates G first, then D on the fakes G made before its update: the same fak
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
+from ml_collections import config_dict
 
+from gax import config_base, evaluation, metrics, models
+from gax import data as data_lib
 from gax.models import cyclegan as networks
+from gax.variants import base
 
 Array = jax.Array
 Pytree = Any
 DOMAINS = ("a", "b")
+HPARAMS = {"loss.cycle_weight": "cycle_weight", "loss.identity_weight": "identity_weight"}
+
+
+def add_defaults(config: ml_collections.ConfigDict) -> None:
+  """The paper's networks and losses; domain A is `config.dataset`, B `dataset_b` (or the
+  two splits of a TFDS cycle_gan/* dataset)."""
+  config.dataset_b = config_dict.placeholder(str)
+  config.model = ml_collections.ConfigDict(dict(
+      ngf=64, ndf=64, num_blocks=9, num_layers=3, conv_transpose="auto"))
+  config.loss = ml_collections.ConfigDict(dict(
+      cycle_weight=10.0,  # lambda, per direction
+      identity_weight=0.5,  # times lambda
+      pool_size=50,  # fakes kept per domain for D
+  ))
+
+
+def domain_sources(config: ml_collections.ConfigDict, split: str
+                   ) -> dict[str, data_lib.Source]:
+  """Each domain's source: the two splits of a TFDS `cycle_gan/*` dataset (trainA/trainB,
+  testA/testB), or `dataset` and `dataset_b`'s same split."""
+  dataset, dataset_b = config.dataset, config.dataset_b
+  if dataset.startswith("cycle_gan/") and not dataset_b:
+    return {"a": data_lib.Source(dataset, f"{split}A"),
+            "b": data_lib.Source(dataset, f"{split}B")}
+  if not dataset_b:
+    raise data_lib.DataError(
+        "unpaired training needs two domains: a TFDS cycle_gan/* dataset, or "
+        "config.dataset (domain A) and config.dataset_b (domain B)")
+  return {"a": data_lib.Source(dataset, split), "b": data_lib.Source(dataset_b, split)}
+
+
+def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
+  """Two unpaired domains, each in its own order."""
+  return {domain: data_lib.Field(source)
+          for domain, source in domain_sources(config, "train").items()}
 
 
 def empty_pool(size: int, image_shape: tuple[int, ...]) -> dict[str, Array]:
@@ -70,19 +110,24 @@ def mean_abs(x: Array, y: Array) -> Array:
 class CycleGAN:
   generator: nn.Module  # one architecture, two parameter sets: G_AB and G_BA
   discriminator: nn.Module  # D_A and D_B
+  image_shape: tuple[int, int, int]
   cycle_weight: float = 10.0  # lambda, per direction
   identity_weight: float = 0.5  # times lambda
   pool_size: int = 50
-  sample_images: dict[str, Array] | None = None  # fixed inputs of the sample grids
+
+  name: ClassVar[str] = "cyclegan"
+  best_metric: ClassVar[base.BestMetric] = base.BestMetric("fid_mean")
+  reuses_fake: ClassVar[bool] = False  # the G step makes four translations of its own
+  sampler: ClassVar[None] = None  # it translates images; it does not draw from noise
 
   def with_hparams(self, hparams: dict[str, Array]) -> "CycleGAN":
     """This CycleGAN with the (possibly traced) loss weights of the train state."""
     return dataclasses.replace(self, cycle_weight=hparams["cycle_weight"],
                                identity_weight=hparams["identity_weight"])
 
-  def init(self, key: Array, image_shape: tuple[int, ...]) -> tuple[Pytree, Pytree]:
+  def init(self, key: Array) -> tuple[Pytree, Pytree]:
     keys = jax.random.split(key, 4)
-    x = jnp.zeros((1, *image_shape))
+    x = jnp.zeros((1, *self.image_shape))
     params = {
         "generator": {"g_ab": self.generator.init(keys[0], x)["params"],
                       "g_ba": self.generator.init(keys[1], x)["params"]},
@@ -90,7 +135,8 @@ class CycleGAN:
                           "d_b": self.discriminator.init(keys[3], x)["params"]},
     }
     batch_stats = {"generator": {}, "discriminator": {},
-                   "pool": {d: empty_pool(self.pool_size, image_shape) for d in DOMAINS}}
+                   "pool": {d: empty_pool(self.pool_size, self.image_shape)
+                            for d in DOMAINS}}
     return params, batch_stats
 
   def _g(self, params, name: str, x: Array) -> Array:
@@ -103,8 +149,9 @@ class CycleGAN:
     """direction "a2b" applies G_AB, "b2a" G_BA."""
     return self._g(params, "g_ab" if direction == "a2b" else "g_ba", images)
 
-  def discriminator_loss(self, params, batch_stats, real, key):
+  def discriminator_loss(self, params, batch_stats, real, key, fake=None):
     """0.5 (LS(D(real), 1) + LS(D(pooled fake), 0)) for D_B and for D_A."""
+    del fake  # reuses_fake is False: the factory never passes one
     fake_b = jax.lax.stop_gradient(self._g(params, "g_ab", real["a"]))
     fake_a = jax.lax.stop_gradient(self._g(params, "g_ba", real["b"]))
     key_a, key_b = jax.random.split(key)
@@ -138,9 +185,11 @@ class CycleGAN:
                "identity_b": identity_b}
     return loss, ({}, metrics)
 
-  def sample_inputs(self, key: Array, count: int) -> dict[str, Array]:
+  def sample_inputs(self, key: Array, count: int, examples) -> dict[str, Array]:
+    """Fixed real images of each domain, `count // 8` of them (six rows per grid)."""
     del key  # the grids translate fixed real images
-    return {d: images[:count] for d, images in self.sample_images.items()}
+    return {d: data_lib.to_model_range(examples(d, self.grid_columns(count)))
+            for d in DOMAINS}
 
   def sample(self, params, batch_stats, inputs) -> Array:
     """Rows: A, G_AB(A), G_BA(G_AB(A)), B, G_BA(B), G_AB(G_BA(B))."""
@@ -149,16 +198,69 @@ class CycleGAN:
     return jnp.concatenate([inputs["a"], fake_b, self._g(params, "g_ba", fake_b),
                             inputs["b"], fake_a, self._g(params, "g_ab", fake_a)])
 
-  @property
-  def grid_columns(self) -> int:
-    return len(self.sample_images["a"])
+  def grid_columns(self, count: int) -> int:
+    return max(1, count // 8)
+
+  def create_evaluator(self, config: ml_collections.ConfigDict) -> "CycleGANEvaluation":
+    return CycleGANEvaluation(config, self)
 
 
-def create(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int],
-           dtype=jnp.float32, sample_images: dict[str, Array] | None = None) -> CycleGAN:
-  model = config.model
+def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> CycleGAN:
+  model, dtype = config.model, jnp.dtype(config.dtype)
+  image_shape = info.field_shapes["a"]
+  if info.field_shapes["b"] != image_shape:
+    raise data_lib.DataError(f"the two domains' images differ in shape ({image_shape} and "
+                             f"{info.field_shapes['b']}); set data.image_size")
+  config_base.check_choice("model.conv_transpose", model.conv_transpose,
+                           models.CONV_TRANSPOSE)
   generator = networks.ResnetGenerator(image_shape[-1], model.ngf, model.num_blocks,
-                                       model.get("conv_transpose", "auto"), dtype)
+                                       model.conv_transpose, dtype)
   discriminator = networks.PatchDiscriminator(model.ndf, model.num_layers, dtype)
-  return CycleGAN(generator, discriminator, config.loss.cycle_weight,
-                  config.loss.identity_weight, config.loss.pool_size, sample_images)
+  return CycleGAN(generator, discriminator, tuple(image_shape), config.loss.cycle_weight,
+                  config.loss.identity_weight, config.loss.pool_size)
+
+
+class CycleGANEvaluation:
+  """Translates each domain's held-out images and measures, per direction: label
+  preservation (the target domain's classifier still reads the source label), the
+  cycle L1 error, and FID (with its real floor) in the target domain; `fid_mean` is the
+  mean of the two FIDs."""
+
+  def __init__(self, config: ml_collections.ConfigDict, variant: CycleGAN):
+    self.config, self.variant = config, variant
+    held_out = domain_sources(config, config.eval.split)
+    train = domain_sources(config, "train")
+    self.evaluators = {domain: evaluation.create_dataset_evaluator(config, train[domain],
+                                                                   source)
+                       for domain, source in held_out.items()}
+    self._translate = jax.jit(variant.translate, static_argnums=3)
+
+  def _translated(self, state, images: np.ndarray, direction: str) -> np.ndarray:
+    batch = self.config.eval.batch_size
+    return np.concatenate([np.asarray(self._translate(
+        state["params"], state["batch_stats"],
+        data_lib.to_model_range(images[start:start + batch]), direction))
+        for start in range(0, len(images), batch)])
+
+  def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
+    result = {}
+    for source, target in (("a", "b"), ("b", "a")):
+      direction = f"{source}2{target}"
+      held_out = self.evaluators[source].held_out
+      count = min(self.config.eval.num_samples, len(held_out))
+      images, labels = held_out.images[:count], held_out.labels
+      translated = self._translated(state, images, direction)
+      back = self._translated(state, data_lib.to_uint8(translated),
+                              f"{target}2{source}")
+      target_evaluator = self.evaluators[target]
+      features, probs = target_evaluator.features(translated)
+      result[f"fid_{target}"] = metrics.fid(features, target_evaluator.held_out_features)
+      result[f"fid_{target}_real_floor"] = target_evaluator.real_floor()["fid"]
+      result[f"cycle_l1_{source}"] = float(np.mean(np.abs(
+          back - data_lib.to_model_range(images))))
+      if labels is not None and probs is not None:
+        result[f"label_preservation_{direction}"] = float(
+            np.mean(probs.argmax(axis=1) == labels[:count]))
+      result[f"classifier_accuracy_{target}"] = target_evaluator.classifier_accuracy
+    result["fid_mean"] = float(np.mean([result["fid_a"], result["fid_b"]]))
+    return result

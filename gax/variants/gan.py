@@ -1,35 +1,75 @@
 """The single generator/discriminator GAN: vanilla GAN, DCGAN and LSGAN.
 
 What distinguishes the three is data only: which networks (`config.model.name`) and
-which adversarial loss (`config.loss.name`).
+which adversarial loss (`config.loss.name`). The same class serves the class-conditional
+variants (gax/variants/cgan.py, acgan.py): with `num_classes` > 0 the batch carries
+"label", G draws for labels drawn uniformly, D judges (image, label) pairs, the sample
+grid has one row per class, and the evaluation adds the conditional metrics.
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
-from gax import losses, models
+from gax import data as data_lib
+from gax import evaluation, losses, models
+from gax.variants import base
 
 Array = jax.Array
 Pytree = Any
+HPARAMS: dict[str, str] = {}  # the GAN's losses have no continuous weights
+
+
+def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28") -> None:
+  config.model = models.default_config(model)
+  config.loss = ml_collections.ConfigDict(dict(
+      name="non_saturating",
+      a=0.0, b=1.0, c=1.0,  # least_squares: fake, real, and what G wants D to say
+  ))
+
+
+def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
+  return {"image": data_lib.Field(data_lib.Source(config.dataset))}
+
+
+def adversarial_loss(config: ml_collections.ConfigDict) -> losses.AdversarialLoss:
+  return losses.get_adversarial_loss(config.loss.name, config.loss.a, config.loss.b,
+                                     config.loss.c)
+
+
+def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> "GAN":
+  generator, discriminator = models.create_networks(
+      config.model, info.field_shapes["image"], jnp.dtype(config.dtype))
+  return GAN(generator, discriminator, adversarial_loss(config), config.model.noise_dim,
+             config.model.noise)
 
 
 @dataclasses.dataclass(frozen=True)
 class GAN:
-  """Networks and losses of a generator G(z) against a discriminator D(x)."""
+  """Networks and losses of a generator G(z[, y]) against a discriminator D(x[, y])."""
 
   generator: nn.Module
-  discriminator: nn.Module
+  discriminator: nn.Module  # returns {"logit", "features"[, "class_logits"]}
   loss: losses.AdversarialLoss
   noise_dim: int
   noise: str = "normal"
+  num_classes: int = 0  # > 0: G and D are conditioned on a class label
+
+  name: ClassVar[str] = "gan"
+  best_metric: ClassVar[base.BestMetric] = base.BestMetric("fid")
+  reuses_fake: ClassVar[bool] = True
+
+  @property
+  def sampler(self) -> "GAN":
+    return self
 
   def with_hparams(self, hparams: dict[str, Array]) -> "GAN":
-    del hparams  # the GAN's losses have no continuous weights
+    del hparams
     return self
 
   def sample_noise(self, key: Array, count: int) -> Array:
@@ -39,81 +79,164 @@ class GAN:
                                 maxval=3 ** 0.5)
     return jax.random.normal(key, (count, self.noise_dim))
 
-  def init(self, key: Array, image_shape: tuple[int, ...]) -> tuple[Pytree, Pytree]:
-    """Returns (params, batch_stats), each a dict over "generator", "discriminator"."""
+  def _example_labels(self, count: int) -> Array | None:
+    return jnp.zeros((count,), jnp.int32) if self.num_classes else None
+
+  def init(self, key: Array) -> tuple[Pytree, Pytree]:
     g_key, d_key = jax.random.split(key)
-    g_vars = self.generator.init(g_key, self.sample_noise(g_key, 2), train=False)
-    d_vars = self.discriminator.init(d_key, jnp.zeros((2, *image_shape)), train=False)
+    noise = self.sample_noise(g_key, 2)
+    g_vars = self.generator.init(g_key, noise, self._example_labels(2), train=False)
+    images = jax.eval_shape(lambda: self.generator.apply(g_vars, noise,
+                                                         self._example_labels(2),
+                                                         train=False))
+    d_vars = self.discriminator.init(d_key, jnp.zeros(images.shape),
+                                     self._example_labels(2), train=False)
     params = {"generator": g_vars["params"], "discriminator": d_vars["params"]}
     batch_stats = {"generator": g_vars.get("batch_stats", {}),
                    "discriminator": d_vars.get("batch_stats", {})}
     return params, batch_stats
 
-  def _generate(self, params, batch_stats, z, train: bool):
-    variables = {"params": params["generator"],
-                 "batch_stats": batch_stats["generator"]}
+  def _generate(self, params, batch_stats, z, labels, train: bool):
+    variables = {"params": params["generator"], "batch_stats": batch_stats["generator"]}
     if not train:
-      return self.generator.apply(variables, z, train=False), {}
-    fake, updates = self.generator.apply(variables, z, train=True,
+      return self.generator.apply(variables, z, labels, train=False), {}
+    fake, updates = self.generator.apply(variables, z, labels, train=True,
                                          mutable=["batch_stats"])
     return fake, updates["batch_stats"]
 
-  def _discriminate(self, params, d_stats, images, key):
+  def _discriminate(self, params, d_stats, images, labels, key):
     out, updates = self.discriminator.apply(
-        {"params": params["discriminator"], "batch_stats": d_stats}, images,
+        {"params": params["discriminator"], "batch_stats": d_stats}, images, labels,
         train=True, mutable=["batch_stats"], rngs={"dropout": key})
     return out, updates["batch_stats"]
 
-  def generate(self, params, batch_stats, key, count: int):
-    """A training fake batch from fresh noise; returns (fake, G's batch statistics)."""
-    return self._generate(params, batch_stats, self.sample_noise(key, count), True)
+  def generate(self, params, batch_stats, batch, key):
+    """A training fake batch from fresh noise (and uniformly drawn labels)."""
+    count = batch["image"].shape[0]
+    fake = {}
+    if self.num_classes:
+      fake["label"] = jax.random.randint(jax.random.fold_in(key, 1), (count,), 0,
+                                         self.num_classes)
+    fake["image"], g_stats = self._generate(params, batch_stats,
+                                            self.sample_noise(key, count),
+                                            fake.get("label"), True)
+    return fake, g_stats
 
-  def discriminator_loss(self, params, batch_stats, real, key, fake=None):
-    """D's loss on a real batch and a fake one, fresh unless given; returns
-    (loss, (stats, metrics))."""
+  def discriminator_terms(self, real_out, fake_out, batch, fake
+                          ) -> tuple[Array, dict[str, Array]]:
+    """Terms a subclass adds to D's loss (ACGAN's class likelihood); none here."""
+    del real_out, fake_out, batch, fake
+    return jnp.zeros((), jnp.float32), {}
+
+  def generator_terms(self, fake_out, fake) -> tuple[Array, dict[str, Array]]:
+    """Terms a subclass adds to G's loss; none here."""
+    del fake_out, fake
+    return jnp.zeros((), jnp.float32), {}
+
+  def discriminator_loss(self, params, batch_stats, batch, key, fake=None):
+    """D's loss on a real batch and a fake one, fresh unless given."""
     noise_key, real_key, fake_key = jax.random.split(key, 3)
     g_stats = {}
     if fake is None:
-      fake, g_stats = self.generate(params, batch_stats, noise_key, real.shape[0])
+      fake, g_stats = self.generate(params, batch_stats, batch, noise_key)
     fake = jax.lax.stop_gradient(fake)
-    real_out, d_stats = self._discriminate(params, batch_stats["discriminator"], real,
-                                           real_key)
-    fake_out, d_stats = self._discriminate(params, d_stats, fake, fake_key)
-    loss = self.loss.discriminator(real_out.astype(jnp.float32),
-                                   fake_out.astype(jnp.float32))
+    real_out, d_stats = self._discriminate(params, batch_stats["discriminator"],
+                                           batch["image"], batch.get("label"), real_key)
+    fake_out, d_stats = self._discriminate(params, d_stats, fake["image"],
+                                           fake.get("label"), fake_key)
+    real_logit = real_out["logit"].astype(jnp.float32)
+    fake_logit = fake_out["logit"].astype(jnp.float32)
+    adversarial = self.loss.discriminator(real_logit, fake_logit)
+    extra, extra_metrics = self.discriminator_terms(real_out, fake_out, batch, fake)
+    loss = adversarial + extra
     metrics = {"d_loss": loss,
-               "d_real": jnp.mean(self.loss.output_to_score(real_out)),
-               "d_fake": jnp.mean(self.loss.output_to_score(fake_out))}
+               "d_real": jnp.mean(self.loss.output_to_score(real_logit)),
+               "d_fake": jnp.mean(self.loss.output_to_score(fake_logit)), **extra_metrics}
     return loss, ({"generator": g_stats, "discriminator": d_stats}, metrics)
 
-  def generator_loss(self, params, batch_stats, real, key):
-    """G's loss on a fresh fake batch; returns (loss, (stats, metrics))."""
+  def generator_loss(self, params, batch_stats, batch, key):
+    """G's loss on a fresh fake batch."""
     noise_key, fake_key = jax.random.split(key)
-    fake, g_stats = self.generate(params, batch_stats, noise_key, real.shape[0])
-    loss, (stats, metrics) = self.generator_loss_on_fake(params, batch_stats, fake, fake_key)
+    fake, g_stats = self.generate(params, batch_stats, batch, noise_key)
+    loss, (stats, metrics) = self.generator_loss_on_fake(params, batch_stats, fake,
+                                                         fake_key)
     return loss, ({**stats, "generator": g_stats}, metrics)
 
   def generator_loss_on_fake(self, params, batch_stats, fake, key):
-    """G's loss as a function of a fake batch (D fixed); returns (loss, (stats, metrics))."""
-    fake_out, d_stats = self._discriminate(params, batch_stats["discriminator"], fake, key)
-    loss = self.loss.generator(fake_out.astype(jnp.float32))
+    fake_out, d_stats = self._discriminate(params, batch_stats["discriminator"],
+                                           fake["image"], fake.get("label"), key)
+    fake_logit = fake_out["logit"].astype(jnp.float32)
+    extra, extra_metrics = self.generator_terms(fake_out, fake)
+    loss = self.loss.generator(fake_logit) + extra
     metrics = {"g_loss": loss,
-               "d_fake_for_g": jnp.mean(self.loss.output_to_score(fake_out))}
+               "d_fake_for_g": jnp.mean(self.loss.output_to_score(fake_logit)),
+               **extra_metrics}
     return loss, ({"discriminator": d_stats}, metrics)
 
-  def sample_inputs(self, key: Array, count: int) -> Array:
-    """The fixed inputs of the sample grids: noise vectors."""
-    return self.sample_noise(key, count)
+  def draw(self, params, batch_stats, noise, labels=None):
+    return self._generate(params, batch_stats, noise, labels, train=False)[0]
 
-  def sample(self, params, batch_stats, inputs: Array) -> Array:
-    """Images for the sample grids, G in inference mode (running BN statistics)."""
-    return self._generate(params, batch_stats, inputs, train=False)[0]
+  def _grid_shape(self, count: int) -> tuple[int, int]:
+    """(rows, columns): one row per class when conditional."""
+    if not self.num_classes:
+      return 1, count
+    return self.num_classes, max(1, count // self.num_classes)
+
+  def sample_inputs(self, key: Array, count: int, examples=None) -> dict[str, Array]:
+    """Fixed noise vectors; conditional: one row per class, the same noise per column."""
+    rows, columns = self._grid_shape(count)
+    if not self.num_classes:
+      return {"noise": self.sample_noise(key, count)}
+    noise = self.sample_noise(key, columns)
+    return {"noise": jnp.tile(noise, (rows, 1)),
+            "label": jnp.repeat(jnp.arange(rows, dtype=jnp.int32), columns)}
+
+  def sample(self, params, batch_stats, inputs) -> Array:
+    return self.draw(params, batch_stats, inputs["noise"], inputs.get("label"))
+
+  def grid_columns(self, count: int) -> int | None:
+    return self._grid_shape(count)[1] if self.num_classes else None
+
+  def create_evaluator(self, config: ml_collections.ConfigDict) -> "GANEvaluation":
+    return GANEvaluation(config, self)
 
 
-def create(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int],
-           dtype=jnp.float32) -> GAN:
-  generator, discriminator = models.create_networks(config.model, image_shape, dtype)
-  loss = losses.get_adversarial_loss(config.loss.name, config.loss.a, config.loss.b,
-                                     config.loss.c)
-  return GAN(generator, discriminator, loss, config.model.noise_dim,
-             config.model.get("noise", "normal"))
+class GANEvaluation:
+  """Draws `eval.num_samples` images (balanced over the classes when conditional) and
+  compares them with the dataset's held-out split."""
+
+  def __init__(self, config: ml_collections.ConfigDict, variant: GAN):
+    self.config, self.variant = config, variant
+    self.evaluator = evaluation.create_dataset_evaluator(
+        config, data_lib.Source(config.dataset, "train"),
+        data_lib.Source(config.dataset, config.eval.split))
+    self._draw = jax.jit(variant.draw)
+
+  def labels(self) -> np.ndarray | None:
+    """Balanced labels for the evaluation samples (class c for every c-th sample)."""
+    if not self.variant.num_classes:
+      return None
+    return np.arange(self.config.eval.num_samples, dtype=np.int32) % self.variant.num_classes
+
+  def generate(self, state: dict[str, Any], labels: np.ndarray | None = None) -> np.ndarray:
+    """eval.num_samples images from G in inference mode, float in [-1, 1]."""
+    count, batch_size = self.config.eval.num_samples, self.config.eval.batch_size
+    batches = []
+    for i, start in enumerate(range(0, count, batch_size)):
+      size = min(batch_size, count - start)
+      noise = self.variant.sample_noise(jax.random.fold_in(self.evaluator.key, i), size)
+      batch_labels = None if labels is None else jnp.asarray(labels[start:start + size])
+      batches.append(np.asarray(self._draw(state["params"], state["batch_stats"], noise,
+                                           batch_labels), np.float32))
+    return np.concatenate(batches)
+
+  def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
+    labels = self.labels()
+    images = self.generate(state, labels)
+    extracted = self.evaluator.features(images)
+    result = evaluation.with_floor(self.evaluator.compare(images, extracted),
+                                   self.evaluator.real_floor(),
+                                   self.evaluator.classifier_accuracy)
+    if labels is not None:
+      result.update(self.evaluator.conditional_metrics(extracted, labels))
+    return result

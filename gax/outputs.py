@@ -1,0 +1,179 @@
+"""What one run keeps in its workdir: config.json, metrics, sample grids, checkpoints and
+evaluations; the training loop writes through `RunOutputs` and nothing else.
+
+A population (gax/population.py) wraps one `RunOutputs` per member, so each member's
+workdir is exactly what a separate run would write.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from gax import checkpoint as checkpoint_lib
+from gax import config_base, evaluation, files, update, variants, writers
+from gax import data as data_lib
+from gax import images as images_lib
+
+# Fields that fix the train state's structure: a workdir trained with other values
+# cannot be resumed (its checkpoints would not fit).
+STATE_FIELDS = ("variant", "dataset", "dataset_b", "model", "data.image_size",
+                "data.channels", "data.crop_size", "optimizer.name", "loss.pool_size")
+
+
+class NonFiniteError(RuntimeError):
+  """A loss or gradient went NaN or infinite; the message names the step and quantity."""
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def state_field_changes(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
+  """The STATE_FIELDS (flattened) whose value differs between a saved config.json and
+  `config`, as "field: old -> new"."""
+  old = _flatten(saved)
+  new = _flatten(json.loads(config.to_json_best_effort()))
+  changes = []
+  for name in sorted(set(old) | set(new)):
+    if any(name == f or name.startswith(f + ".") for f in STATE_FIELDS):
+      if old.get(name) != new.get(name):
+        changes.append(f"{name}: {old.get(name)!r} -> {new.get(name)!r}")
+  return changes
+
+
+class RunOutputs:
+  """One run's workdir, as the training loop writes it."""
+
+  def __init__(self, workdir: Path, config: ml_collections.ConfigDict, variant,
+               is_writer: bool, label: str = ""):
+    self.workdir, self.config, self.variant = Path(workdir), config, variant
+    self.is_writer, self.label = is_writer, label
+    self.last_metrics: dict[str, float] = {}
+    self._checkpointer = None
+    self._writer = None
+    self._evaluator = None
+
+  @property
+  def checkpointer(self) -> checkpoint_lib.Checkpointer:
+    if self._checkpointer is None:  # created once the workdir is locked
+      self._checkpointer = checkpoint_lib.Checkpointer(self.workdir / "checkpoints",
+                                                       self.config.keep_checkpoints)
+    return self._checkpointer
+
+  def check_resumable(self) -> None:
+    """Refuses, before anything is read or written, a workdir whose checkpoints hold
+    the state of a run with another structure (another variant, model or image size)."""
+    saved_file = self.workdir / "config.json"
+    checkpoints = self.workdir / "checkpoints"
+    if not saved_file.exists() or not any(p.name.isdigit() for p in checkpoints.glob("*")):
+      return
+    saved = json.loads(saved_file.read_text())
+    if changes := state_field_changes(saved, self.config):
+      raise config_base.ConfigError(
+          f"{self.workdir} holds checkpoints of another kind of run ({'; '.join(changes)}); "
+          "nothing was changed: choose a new --workdir, or give the config it was "
+          "trained with")
+
+  def restore(self, like: update.TrainState) -> update.TrainState | None:
+    return self.checkpointer.restore_latest(like)
+
+  def open(self, start_step: int, records: dict[str, Any]) -> None:
+    """Writes config.json (with the run's `records`) and opens the metric log."""
+    if self.is_writer:
+      resolved = json.loads(self.config.to_json_best_effort())
+      files.write_json(self.workdir / "config.json", {**resolved, **records})
+    self._writer = writers.MetricWriter(self.workdir, start_step, enabled=self.is_writer)
+    self._evaluator = evaluation.PeriodicEvaluator(self.config, self.variant, self.workdir,
+                                                   self._writer, self.is_writer, start_step)
+
+  def check_finite(self, metrics: dict[str, np.ndarray], first_step: int,
+                   saved_step: int) -> None:
+    """Stops (NonFiniteError) or warns, by `nan_policy`, on a non-finite guarded metric."""
+    for offset in range(len(next(iter(metrics.values())))):
+      for name in update.GUARDED_METRICS:
+        if name in metrics and not np.isfinite(metrics[name][offset]):
+          network = "discriminator" if name.startswith("d_") else "generator"
+          problem = (f"step {first_step + offset}: the {network}'s {name} is "
+                     f"{metrics[name][offset]}")
+          if self.config.nan_policy == "stop":
+            raise NonFiniteError(
+                f"{self.label}non-finite value at {problem}; stopped without saving, the "
+                f"last good checkpoint (step {saved_step}) is untouched. Lower the "
+                "learning rate, or set --config.nan_policy=skip to skip such steps")
+          logging.warning("%sSkipped the update of %s (config.nan_policy = 'skip')",
+                          self.label, problem)
+          break
+
+  def log(self, steps: list[int], metrics: dict[str, np.ndarray], first_step: int,
+          steps_per_s: float) -> None:
+    """Writes the metrics of `steps` (metrics hold steps first_step, first_step + 1, ...)
+    and one console line."""
+    for step in steps:
+      self.last_metrics = {k: float(v[step - first_step]) for k, v in metrics.items()}
+      self._writer.write_scalars(step, {**self.last_metrics, "steps_per_s": steps_per_s})
+    num_steps = self.config.num_train_steps
+    logging.info("%sstep %d/%d  %s  %.2f steps/s  ETA %s", self.label, steps[-1], num_steps,
+                 _console_metrics(self.last_metrics), steps_per_s,
+                 _duration((num_steps - steps[-1]) / max(steps_per_s, 1e-9)))
+
+  def write_samples(self, step: int, images: np.ndarray) -> None:
+    if not self.is_writer:
+      return
+    grid = images_lib.make_grid(data_lib.to_uint8(images),
+                                self.variant.grid_columns(len(images)))
+    images_lib.save_png(self.workdir / "samples" / f"step_{step:06d}.png", grid)
+    self._writer.write_image(step, "samples", grid)
+
+  def save_checkpoint(self, step: int, state: update.TrainState) -> None:
+    self.checkpointer.save(step, state)
+
+  def evaluate(self, step: int, state: update.TrainState) -> None:
+    # Several processes: each evaluates a host copy by itself; process 0 writes.
+    self._evaluator.evaluate(jax.device_get(state) if jax.process_count() > 1 else state,
+                             step)
+
+  def close(self) -> None:
+    for closeable in (self._checkpointer, self._evaluator, self._writer):
+      if closeable is not None:
+        closeable.close()
+
+  def finish(self) -> None:
+    """The animation of the run's sample grids."""
+    if self.is_writer:
+      frames = sorted((self.workdir / "samples").glob("step_*.png"))
+      if frames:
+        images_lib.save_gif(frames, self.workdir / "samples.gif")
+
+
+_CONSOLE_METRICS = {"d_loss": "d_loss", "g_loss": "g_loss", "d_real": "D(x)",
+                    "d_fake": "D(G(z))"}
+
+
+def _console_metrics(metrics: dict[str, float]) -> str:
+  return "  ".join(f"{label} {metrics[key]:.4f}" for key, label in _CONSOLE_METRICS.items()
+                   if key in metrics)
+
+
+def _duration(seconds: float) -> str:
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours:d}:{minutes:02d}:{seconds:02d}"
+
+
+def read_run(workdir: Path) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
+  """A workdir's config and records, with a clear error when it is not a gax workdir."""
+  path = Path(workdir) / "config.json"
+  if not path.exists():
+    raise config_base.ConfigError(f"{workdir} has no config.json: not a gax workdir")
+  return variants.read_run_config(path)

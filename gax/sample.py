@@ -1,0 +1,140 @@
+"""Command line: python -m gax.sample --workdir=DIR [--step=N|best] [--num_images=N]
+[--labels=3,3,7] [--out=DIR] [--seed=S].
+
+Draws from a trained run's generator (inference mode) and writes, into `--out` (default
+DIR/sampled/step_N/):
+- `grid.png`: the images as one grid (conditional runs: one row per class, unless
+  `--labels` picks the classes, one image per listed label);
+- `images.npz`: the same images as uint8 [N, H, W, C] under "images", with "labels"
+  for conditional runs, for outside tools (FID, classifiers);
+- `interpolation.png` and `interpolation.gif`: walks through z between fixed noise
+  vectors, as in Radford et al.: one row per walk in the PNG, one frame per point of the
+  walks in the GIF (normal noise: spherical interpolation; uniform: linear).
+"""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+
+from gax import cli, config_base, files, trained_run
+from gax import data as data_lib
+from gax import images as images_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A trained run's workdir.")
+flags.DEFINE_string("step", None, "Checkpoint step, or 'best'; default: the latest.")
+flags.DEFINE_integer("num_images", 100, "Images in the grid and the .npz.")
+flags.DEFINE_string("labels", None, "Conditional runs: comma-separated classes, one image "
+                    "each (e.g. 3,3,7); default: every class in turn.")
+flags.DEFINE_integer("walks", 8, "Latent walks in the interpolation.")
+flags.DEFINE_integer("walk_steps", 10, "Points along each walk.")
+flags.DEFINE_integer("seed", 0, "Seed of the noise.")
+flags.DEFINE_string("out", None, "Output directory (default: DIR/sampled/step_N).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def parse_labels(text: str | None, num_classes: int, variant_name: str) -> list[int] | None:
+  """The classes of --labels, checked against the run's."""
+  if text is None:
+    return None
+  if not num_classes:
+    raise config_base.ConfigError(
+        f"--labels needs a class-conditional run; this is a {variant_name!r} run, which "
+        "draws without labels (train configs/cgan_mnist.py or configs/acgan_mnist.py)")
+  try:
+    labels = [int(item) for item in text.split(",") if item.strip()]
+  except ValueError:
+    raise config_base.ConfigError(
+        f"--labels={text}: expected comma-separated class numbers, e.g. 3,3,7") from None
+  outside = sorted({label for label in labels if not 0 <= label < num_classes})
+  if not labels or outside:
+    raise config_base.ConfigError(
+        f"--labels={text}: classes must lie in 0..{num_classes - 1} for this run"
+        + (f"; {', '.join(map(str, outside))} do not" if outside else ""))
+  return labels
+
+
+def interpolate(start: jax.Array, end: jax.Array, points: int, spherical: bool) -> jax.Array:
+  """[points, ...] from `start` to `end`; spherical keeps a Gaussian's norm along the way."""
+  t = jnp.linspace(0.0, 1.0, points)[:, None, None]
+  if not spherical:
+    return (1 - t) * start + t * end
+  cosine = jnp.sum(start * end, -1, keepdims=True) / (
+      jnp.linalg.norm(start, axis=-1, keepdims=True) * jnp.linalg.norm(end, axis=-1,
+                                                                        keepdims=True))
+  angle = jnp.arccos(jnp.clip(cosine, -1.0, 1.0))
+  sin = jnp.maximum(jnp.sin(angle), 1e-6)
+  return (jnp.sin((1 - t) * angle) * start + jnp.sin(t * angle) * end) / sin
+
+
+def sample_run(workdir: str, step: str | None, num_images: int, labels_text: str | None,
+               walks: int, walk_steps: int, seed: int, out: str | None) -> Path:
+  """Writes the grid, the .npz and the interpolations; returns the output directory."""
+  if num_images < 1 or walks < 1 or walk_steps < 2:
+    raise config_base.ConfigError("--num_images and --walks must be >= 1, --walk_steps >= 2")
+  run = trained_run.load(workdir, step)
+  sampler = run.variant.sampler
+  if sampler is None:
+    raise config_base.ConfigError(
+        f"the {run.variant.name!r} variant translates images and draws nothing from "
+        f"noise; its sample grids are in {run.workdir / 'samples'} and gax.evaluate "
+        "translates the held-out images")
+  labels = parse_labels(labels_text, sampler.num_classes, run.variant.name)
+  out_dir = Path(out) if out else run.workdir / "sampled" / f"step_{run.step}"
+  key = jax.random.PRNGKey(seed)
+  draw = jax.jit(lambda noise, labels: sampler.draw(run.state["params"],
+                                                    run.state["batch_stats"], noise,
+                                                    labels))
+  columns = None
+  if labels is not None:
+    grid_labels = np.asarray(labels, np.int32)
+  elif sampler.num_classes:
+    columns = max(1, num_images // sampler.num_classes)
+    grid_labels = np.repeat(np.arange(sampler.num_classes, dtype=np.int32), columns)
+  else:
+    grid_labels = None
+  count = num_images if grid_labels is None else len(grid_labels)
+  noise = sampler.sample_noise(jax.random.fold_in(key, 0), count)
+  images = data_lib.to_uint8(draw(noise, None if grid_labels is None
+                                  else jnp.asarray(grid_labels)))
+  images_lib.save_png(out_dir / "grid.png", images_lib.make_grid(images, columns))
+  arrays = {"images": images}
+  if grid_labels is not None:
+    arrays["labels"] = grid_labels
+  files.write_npz(out_dir / "images.npz", arrays)
+
+  ends = sampler.sample_noise(jax.random.fold_in(key, 1), 2 * walks)
+  path = interpolate(ends[:walks], ends[walks:], walk_steps,
+                     spherical=run.config.model.noise == "normal")  # [steps, walks, nz]
+  walk_labels = None
+  if sampler.num_classes:
+    chosen = labels if labels is not None else list(range(sampler.num_classes))
+    walk_labels = jnp.asarray([chosen[i % len(chosen)] for i in range(walks)], jnp.int32)
+  frames = data_lib.to_uint8(jnp.stack([draw(point, walk_labels) for point in path]))
+  strips = np.swapaxes(frames, 0, 1).reshape(-1, *frames.shape[2:])  # walk by walk
+  images_lib.save_png(out_dir / "interpolation.png",
+                      images_lib.make_grid(strips, walk_steps))
+  frame_files = []
+  for index, frame in enumerate(frames):
+    frame_file = out_dir / "frames" / f"frame_{index:03d}.png"
+    images_lib.save_png(frame_file, images_lib.make_grid(frame))
+    frame_files.append(frame_file)
+  images_lib.save_gif(frame_files + frame_files[::-1], out_dir / "interpolation.gif")
+  logging.info("Wrote %d images, their grid and %d latent walks of %d points to %s",
+               count, walks, walk_steps, out_dir)
+  return out_dir
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.run_command(lambda: print(sample_run(
+      FLAGS.workdir, FLAGS.step, FLAGS.num_images, FLAGS.labels, FLAGS.walks,
+      FLAGS.walk_steps, FLAGS.seed, FLAGS.out)))
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,84 @@
+"""A trained run read back from its workdir: its config, its variant and one checkpoint's
+train state, without loading the training data (the run saved the data's shapes)."""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+
+from gax import checkpoint as checkpoint_lib
+from gax import config_base, files, optim, outputs, train, variants
+from gax import data as data_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+  workdir: Path
+  config: ml_collections.ConfigDict
+  variant: Any
+  step: int
+  state: dict[str, Any]
+
+
+def checkpoint_to_read(workdir: Path, step: str | None) -> tuple[Path, int]:
+  """(checkpoint directory, step) for --step (a number, "best" or None for the latest),
+  with a clear error when it is absent."""
+  if step == "best":
+    best_file = workdir / "best.json"
+    if not best_file.exists():
+      raise config_base.ConfigError(
+          f"{workdir} has no best.json: the run never evaluated (set config.eval_every)")
+    return workdir / "best_checkpoint", json.loads(best_file.read_text())["step"]
+  directory = workdir / "checkpoints"
+  available = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
+  if not available:
+    raise config_base.ConfigError(f"no checkpoints in {directory}")
+  if step is None:
+    return directory, available[-1]
+  if not step.isdigit() or int(step) not in available:
+    raise config_base.ConfigError(
+        f"--step={step} is not a checkpoint of this run; choose 'best' or one of "
+        f"{', '.join(map(str, available))}")
+  return directory, int(step)
+
+
+def data_info(config: ml_collections.ConfigDict, records: dict) -> data_lib.DataInfo:
+  """The data's shapes as the run recorded them (older runs: read from the data)."""
+  if "data_info" in records:
+    return data_lib.DataInfo.from_json(records["data_info"])
+  return train.load_batches(config).info
+
+
+def load(workdir: str | Path, step: str | None = None,
+         config: ml_collections.ConfigDict | None = None) -> TrainedRun:
+  """The run in `workdir` at checkpoint `step`; `config` replaces its saved one."""
+  workdir = Path(workdir)
+  saved, records = outputs.read_run(workdir)
+  config = config or saved
+  directory, step_number = checkpoint_to_read(workdir, step)
+  variant = variants.create(config, data_info(config, records))
+  like = jax.jit(lambda: train.create_train_state(
+      variant, optim.create_optimizers(config), train.stream_keys(config.seed),
+      train.hyperparameters(config)))()
+  checkpointer = checkpoint_lib.Checkpointer(directory, max_to_keep=None)
+  try:
+    state = checkpointer.restore(step_number, like)
+  finally:
+    checkpointer.close()
+  return TrainedRun(workdir, config, variant, step_number, state)
+
+
+def evaluate_workdir(workdir: str | Path, step: str | None = None,
+                     num_samples: int = 0) -> dict[str, Any]:
+  """Evaluates a checkpoint of the run in `workdir` (the variant's evaluator) and writes
+  the result to eval/step_N.json."""
+  config, _ = outputs.read_run(Path(workdir))
+  if num_samples:
+    config.eval.num_samples = num_samples
+  run = load(workdir, step, config)
+  result = {"step": run.step, **run.variant.create_evaluator(config)(run.state)}
+  files.write_json(run.workdir / "eval" / f"step_{run.step}.json", result)
+  return result

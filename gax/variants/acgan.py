@@ -1,0 +1,67 @@
+"""ACGAN (Odena et al., 2017): D judges real/fake and also classifies, with an auxiliary
+class head on its features; G draws for a given label (the one-hot label joins z).
+
+Both networks add the class log-likelihood L_C to their objectives: D minimises
+d_class_weight * (CE on real + CE on fake) beside its adversarial loss, G minimises
+g_class_weight * CE on its fakes beside its own.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from gax import data as data_lib
+from gax import models
+from gax.variants import cgan, gan
+
+HPARAMS = {"loss.d_class_weight": "d_class_weight", "loss.g_class_weight": "g_class_weight"}
+
+
+def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28") -> None:
+  gan.add_defaults(config, model)
+  config.loss.d_class_weight = 1.0
+  config.loss.g_class_weight = 1.0
+
+
+batch_spec = cgan.batch_spec
+
+
+def _class_loss(outputs, labels) -> jax.Array:
+  logits = outputs["class_logits"].astype(jnp.float32)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+@dataclasses.dataclass(frozen=True)
+class ACGAN(gan.GAN):
+  d_class_weight: jax.Array | float = 1.0
+  g_class_weight: jax.Array | float = 1.0
+
+  name = "acgan"
+
+  def with_hparams(self, hparams):
+    return dataclasses.replace(self, d_class_weight=hparams["d_class_weight"],
+                               g_class_weight=hparams["g_class_weight"])
+
+  def discriminator_terms(self, real_out, fake_out, batch, fake):
+    real_loss = _class_loss(real_out, batch["label"])
+    fake_loss = _class_loss(fake_out, fake["label"])
+    accuracy = jnp.mean(real_out["class_logits"].argmax(-1) == batch["label"])
+    return self.d_class_weight * (real_loss + fake_loss), {
+        "d_class_loss_real": real_loss, "d_class_loss_fake": fake_loss,
+        "d_class_accuracy_real": accuracy}
+
+  def generator_terms(self, fake_out, fake):
+    loss = _class_loss(fake_out, fake["label"])
+    return self.g_class_weight * loss, {"g_class_loss": loss}
+
+
+def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> ACGAN:
+  conditioning = models.Conditioning(info.num_classes, "concat", "none", info.num_classes)
+  generator, discriminator = models.create_networks(
+      config.model, info.field_shapes["image"], jnp.dtype(config.dtype), conditioning)
+  return ACGAN(generator, discriminator, gan.adversarial_loss(config),
+               config.model.noise_dim, config.model.noise, info.num_classes,
+               config.loss.d_class_weight, config.loss.g_class_weight)
