@@ -2,9 +2,11 @@
 both add the class log-likelihood (weights `loss.d_class_weight`, `loss.g_class_weight`,
 1 as in the paper) to their adversarial losses.
 
-DCGAN-28 networks (the one-hot label joins z in G), the quick start's recipe: Adam 2e-4,
-beta1 0.5, batch 64, 2,000 steps, BCE with the non-saturating G loss. Offline on mnist5k;
-any labelled TFDS dataset by argument (`dataset=mnist`, `fashion_mnist`, `cifar10`).
+DCGAN-28 networks; G takes the label by concatenation with z (`gen=concat`, the paper's)
+or through conditional batch norm (`gen=cbn`, as PyTorch-StudioGAN). The quick start's
+recipe: Adam 2e-4, beta1 0.5, batch 64, 2,000 steps, BCE with the non-saturating G loss.
+Offline on mnist5k; any labelled TFDS dataset by argument (`dataset=mnist`,
+`fashion_mnist`, `cifar10`).
 Grids: one row per class.
 """
 
@@ -12,8 +14,9 @@ from gax import config_base, variants
 
 
 def get_config(arg: str | None = None):
-  arg = config_base.parse_arg(arg, dataset="mnist5k", model="dcgan28", steps=2000)
-  config = variants.base_config("acgan", model=arg.model)
+  arg = config_base.parse_arg(arg, dataset="mnist5k", model="dcgan28", gen="concat",
+                              steps=2000)
+  config = variants.base_config("acgan", model=arg.model, conditioning=arg.gen)
   config.dataset = arg.dataset
   if arg.model == "dcgan64":
     config.data.image_size = 64

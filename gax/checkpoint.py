@@ -17,6 +17,41 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from gax import config_base
+
+
+class StateMismatchError(config_base.ConfigError):
+  """A checkpoint that holds a train state of another structure: not damaged, and left
+  where it is."""
+
+
+def _key_name(entry) -> str:
+  for attribute in ("key", "name", "idx"):
+    if hasattr(entry, attribute):
+      return str(getattr(entry, attribute))
+  return str(entry)
+
+
+def _shapes(tree) -> dict[tuple[str, ...], tuple[int, ...]]:
+  """Leaf shapes by path, with dict keys, attribute names and indices alike as strings
+  (orbax stores a state's named tuples as dicts)."""
+  return {tuple(_key_name(e) for e in path):
+          tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def describe_mismatch(saved, wanted) -> str | None:
+  """None when two trees have the same leaves and shapes; else the first differences."""
+  saved, wanted = _shapes(saved), _shapes(wanted)
+  differences = [f"{'/'.join(p)}: {saved[p]} saved, {wanted[p]} wanted"
+                 for p in sorted(set(saved) & set(wanted)) if saved[p] != wanted[p]]
+  differences += [f"{'/'.join(p)}: saved only" for p in sorted(set(saved) - set(wanted))]
+  differences += [f"{'/'.join(p)}: wanted only" for p in sorted(set(wanted) - set(saved))]
+  if not differences:
+    return None
+  more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
+  return "; ".join(differences[:3]) + more
+
 
 def state_digest(state: dict[str, Any]) -> str:
   """SHA-256 over every array of the state, in tree order (shapes and dtypes included)."""
@@ -64,9 +99,27 @@ class Checkpointer:
       raise ValueError("its arrays do not match the SHA-256 digest saved with them")
     return restored["state"]
 
+  def mismatch(self, step: int, like: dict[str, Any]) -> str | None:
+    """How the state saved at `step` differs in structure from `like` (None: it does not,
+    or its metadata cannot be read, which makes it a damaged checkpoint)."""
+    try:
+      metadata = ocp.StandardCheckpointer().metadata(self.directory / str(step) / "state")
+    except Exception:  # unreadable metadata: the restore's own error decides
+      return None
+    tree = getattr(metadata, "item_metadata", metadata)
+    return describe_mismatch(getattr(tree, "tree", tree), like)
+
   def restore_latest(self, like: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest checkpoint that restores intact; damaged ones are moved aside."""
+    """The newest checkpoint that restores intact; damaged ones are moved aside. One that
+    holds a state of another structure raises StateMismatchError and stays."""
     for step in reversed(self.all_steps()):
+      # Read from the metadata first: a restore into the wrong shapes fails inside orbax's
+      # asyncio tasks, each of which logs its own traceback.
+      if mismatch := self.mismatch(step, like):
+        raise StateMismatchError(
+            f"the checkpoint of step {step} in {self.directory} holds a train state of "
+            f"another structure ({mismatch}); it is not damaged and was left as it is: "
+            "give the config it was trained with, or another --workdir")
       try:
         return self.restore(step, like)
       except ValueError as e:

@@ -2,7 +2,9 @@
 
 import errno
 import logging as std_logging
+import os
 import sys
+import traceback
 from collections.abc import Callable
 
 from absl import flags, logging
@@ -15,19 +17,46 @@ _STORAGE_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.E
 
 
 class QuietLibraries(std_logging.Filter):
-  """Keeps orbax's per-save chatter out of the console; its warnings still show."""
+  """Keeps orbax's per-save chatter out of the console; its warnings and errors still
+  show, one line each (gax says what went wrong in its own line)."""
 
   def filter(self, record):
-    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+    if "/orbax/" not in record.pathname:
+      return True
+    record.exc_info, record.exc_text = None, None  # its threads' tracebacks
+    return record.levelno >= std_logging.WARNING
 
 
 def fail(message: str, exit_code: int = 2) -> None:
+  """Says what went wrong in one line and exits now. os._exit, not sys.exit: a failed
+  save can leave orbax threads behind that would keep the process from exiting; every
+  file gax writes is complete or absent, so nothing is lost by not waiting for them."""
   print(f"gax: error: {message}", file=sys.stderr)
-  sys.exit(exit_code)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  std_logging.shutdown()
+  os._exit(exit_code)
+
+
+def _config_argument(argv: list[str]) -> str | None:
+  """The value of --config in a command line (--config=X or --config X)."""
+  for index, item in enumerate(argv):
+    if item.startswith("--config="):
+      return item.split("=", 1)[1]
+    if item == "--config" and index + 1 < len(argv):
+      return argv[index + 1]
+  return None
 
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with a bad config file or argument reported in one line."""
+  config_arg = _config_argument(argv)
+  if config_arg is not None:
+    path, _, arg = config_arg.partition(":")
+    try:  # config_flags loads the file again; this only says what is wrong with it
+      config_base.load_config_file(path, arg or None)
+    except config_base.ConfigError as e:
+      fail(str(e))
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
@@ -39,7 +68,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def run_command(command: Callable[[], None]) -> None:
-  """Runs a command's body; bad input (config or data) ends in one line and exit 2."""
+  """Runs a command's body; bad input (config or data) ends in one line and exit 2, a
+  storage failure (full disk, no permission, a file where a directory should be) too.
+  Anything else is a bug in gax: its traceback, then exit 1. Either way the process
+  exits (see `fail`)."""
   logging.get_absl_handler().addFilter(QuietLibraries())
   try:
     command()
@@ -49,7 +81,14 @@ def run_command(command: Callable[[], None]) -> None:
     fail(str(e), exit_code=3)
   except OSError as e:
     if e.errno not in _STORAGE_ERRORS:
-      raise
+      _crash()
     # Every write gax makes is atomic, so a failed one leaves the old file in place.
     fail(f"{e.strerror or e} ({e.filename or 'workdir'}); nothing already written was "
          "changed")
+  except Exception:  # noqa: BLE001 (reported, then the process ends)
+    _crash()
+
+
+def _crash() -> None:
+  traceback.print_exc()
+  fail("the traceback above is a bug in gax; please report it", exit_code=1)

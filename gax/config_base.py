@@ -77,6 +77,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
   config.nan_policy = "stop"  # non-finite loss or gradient: "stop" the run or "skip" the step
+  # Resuming a workdir with changed optimisation settings (loss, batch size, learning
+  # rate, ...): "strict" refuses, "allow_changes" goes on and records the change.
+  config.resume = "strict"
   config.inject_nan_at_step = 0  # > 0: poison that step's batch (tests the guard)
   config.eval_every = 0  # > 0: evaluate every so many steps and at the end
   config.eval = ml_collections.ConfigDict(dict(
@@ -119,11 +122,40 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
 
 
 def load_config_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
-  """Calls `get_config(arg)` of a config file, as `--config=path:arg` does."""
-  spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+  """Calls `get_config(arg)` of a config file, as `--config=path:arg` does; any problem
+  with the file is a ConfigError that names it."""
+  path = Path(path)
+  where = f"--config={path}" + (f":{arg}" if arg else "")
+  if path.is_dir():
+    raise ConfigError(f"{where}: that is a directory; give a config file, e.g. "
+                      "configs/dcgan_mnist.py")
+  if not path.is_file():
+    near = sorted(p.name for p in path.parent.glob("*.py")) if path.parent.is_dir() else []
+    raise ConfigError(f"{where}: no such file" + (
+        f"; {path.parent} has {', '.join(near[:12])}" if near else ""))
+  spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  try:
+    spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ConfigError(f"{where}: syntax error at line {e.lineno}: {e.msg}") from None
+  except Exception as e:  # whatever the file's own code raises
+    raise ConfigError(f"{where}: running the file raised {type(e).__name__}: {e}"
+                      ) from None
+  get_config = vars(module).get("get_config")
+  if not callable(get_config):
+    raise ConfigError(f"{where}: the file defines no get_config(arg) function")
+  try:
+    config = get_config(arg)
+  except (ConfigError, ValueError) as e:  # a bad argument, said by the file itself
+    raise ConfigError(f"{where}: {e}") from None
+  except Exception as e:
+    raise ConfigError(f"{where}: get_config({arg!r}) raised {type(e).__name__}: {e}"
+                      ) from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"{where}: get_config returned a {type(config).__name__}, not an "
+                      "ml_collections.ConfigDict; build it with gax.variants.base_config()")
+  return config
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
@@ -151,6 +183,7 @@ CHOICES = {
     "data.on_device": ("auto", "yes", "no"),
     "nan_policy": ("stop", "skip"),
     "population_step": ("auto", "vmap", "unroll"),
+    "resume": ("strict", "allow_changes"),
 }
 
 
@@ -158,36 +191,99 @@ def get_field(config: ml_collections.ConfigDict, dotted: str):
   return functools.reduce(lambda node, key: node[key], dotted.split("."), config)
 
 
-def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  """Checks the values that would otherwise fail deep inside compilation."""
+def _positive(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def _at_least(low):
+  return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= low
+
+
+def _fraction(v) -> bool:
+  return isinstance(v, (int, float)) and 0 <= v < 1
+
+
+def _sizes(v) -> bool:
+  return isinstance(v, (tuple, list)) and len(v) >= 1 and all(
+      isinstance(x, int) and x >= 1 for x in v)
+
+
+# (field, test, what it must be): fields every run has.
+RULES = [
+    ("seed", lambda v: isinstance(v, int) and 0 <= v < 2 ** 31, "must be in [0, 2**31)"),
+    ("num_train_steps", _positive, "must be > 0"),
+    ("batch_size", _positive, "must be > 0"),
+    ("d_steps", _at_least(1), "must be >= 1"),
+    ("steps_per_dispatch", _at_least(1), "must be >= 1"),
+    ("num_devices", _at_least(0), "must be >= 0 (0: all local devices)"),
+    ("optimizer.learning_rate", _positive, "must be > 0"),
+    ("optimizer.g_learning_rate", lambda v: v is None or _positive(v), "must be > 0"),
+    ("optimizer.d_learning_rate", lambda v: v is None or _positive(v), "must be > 0"),
+    ("optimizer.b1", _fraction, "must be in [0, 1)"),
+    ("optimizer.b2", _fraction, "must be in [0, 1)"),
+    ("optimizer.eps", _positive, "must be > 0"),
+    ("optimizer.momentum", _fraction, "must be in [0, 1)"),
+    ("optimizer.decay_steps", _at_least(0), "must be >= 0 (0: no decay)"),
+    ("optimizer.d_max_column_norm", _at_least(0), "must be >= 0 (0: no limit)"),
+    ("data.image_size", _at_least(0), "must be >= 0 (0: the dataset's own size)"),
+    ("data.channels", lambda v: v in (0, 1, 3), "must be 0 (the dataset's own), 1 or 3"),
+    ("data.crop_size", _at_least(0), "must be >= 0 (0: no crop)"),
+    ("data.num_fake_examples", _at_least(1), "must be >= 1"),
+    ("data.max_device_bytes", _at_least(0), "must be >= 0"),
+    ("inject_nan_at_step", _at_least(0), "must be >= 0 (0: never)"),
+    ("eval_every", _at_least(0), "must be >= 0 (0: no evaluation)"),
+    ("eval.num_samples", _at_least(2), "must be >= 2"),
+    ("eval.parzen_sigma_range", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
+     and 0 < v[0] <= v[1], "must be (low, high) with 0 < low <= high"),
+    *((f"eval.{name}", _at_least(1), "must be >= 1") for name in (
+        "batch_size", "kid_subsets", "kid_subset_size", "pr_k", "is_splits",
+        "parzen_num_sigmas")),
+    *((name, _at_least(1), "must be >= 1") for name in (
+        "log_every", "sample_every", "checkpoint_every", "num_samples", "keep_checkpoints")),
+]
+# Fields that only some variants or networks have, checked where the config has them.
+VARIANT_RULES = [
+    *((f"model.{name}", _at_least(1), "must be >= 1") for name in (
+        "noise_dim", "ngf", "ndf", "num_layers", "d_pieces")),
+    ("model.num_blocks", _at_least(0), "must be >= 0"),
+    ("model.g_hidden", _sizes, "must be a tuple of layer widths >= 1"),
+    ("model.d_hidden", _sizes, "must be a tuple of layer widths >= 1"),
+    ("model.d_dropout", _fraction, "must be in [0, 1)"),
+    ("model.d_input_dropout", _fraction, "must be in [0, 1)"),
+    ("model.g_init_range", _at_least(0), "must be >= 0 (0: Flax's default init)"),
+    ("model.d_init_range", _at_least(0), "must be >= 0 (0: Flax's default init)"),
+    ("model.output_activation", lambda v: v in ("tanh", "sigmoid"),
+     "must be 'tanh' or 'sigmoid'"),
+    *((f"loss.{name}", _at_least(0), "must be >= 0") for name in (
+        "cycle_weight", "identity_weight", "pool_size", "d_class_weight", "g_class_weight")),
+]
+
+
+def _has(config: ml_collections.ConfigDict, dotted: str) -> bool:
+  node = config
+  for key in dotted.split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+      return False
+    node = node[key]
+  return True
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
+  """Checks every field's value before anything is loaded or compiled; the first bad one
+  raises ConfigError naming it and what it must be."""
+  missing = [field for field, _, _ in RULES if not _has(config, field)]
+  if missing:
+    raise ConfigError(f"the config lacks {', '.join(missing[:5])}: build it from "
+                      "gax.variants.base_config(...), as the files in configs/ do")
   for field, choices in CHOICES.items():
     check_choice(field, get_field(config, field), choices)
-  checks = [
-      ("num_train_steps", config.num_train_steps > 0, "must be > 0"),
-      ("batch_size", config.batch_size > 0, "must be > 0"),
-      ("batch_size", config.batch_size % num_devices == 0,
-       f"must be divisible by the {num_devices} devices in use"),
-      ("d_steps", config.d_steps >= 1, "must be >= 1"),
-      ("steps_per_dispatch", config.steps_per_dispatch >= 1, "must be >= 1"),
-      ("optimizer.learning_rate", config.optimizer.learning_rate > 0, "must be > 0"),
-      ("inject_nan_at_step", config.inject_nan_at_step >= 0, "must be >= 0 (0: never)"),
-  ]
-  for name in ("g_learning_rate", "d_learning_rate"):
-    value = config.optimizer.get(name)
-    checks.append((f"optimizer.{name}", value is None or value > 0, "must be > 0"))
-  checks += [
-      ("eval_every", config.eval_every >= 0, "must be >= 0 (0: no evaluation)"),
-      ("eval.num_samples", config.eval.num_samples >= 2, "must be >= 2"),
-      ("eval.parzen_sigma_range", 0 < config.eval.parzen_sigma_range[0]
-       <= config.eval.parzen_sigma_range[1], "must be (low, high) with 0 < low <= high"),
-  ]
-  for name in ("eval.batch_size", "eval.kid_subsets", "eval.kid_subset_size", "eval.pr_k",
-               "eval.is_splits", "eval.parzen_num_sigmas"):
-    value = config.eval[name.split(".")[1]]
-    checks.append((name, value >= 1, "must be >= 1"))
-  for name in ("log_every", "sample_every", "checkpoint_every", "num_samples",
-               "keep_checkpoints"):
-    checks.append((name, config[name] >= 1, "must be >= 1"))
-  for field, ok, why in checks:
-    if not ok:
+  rules = RULES + [rule for rule in VARIANT_RULES if _has(config, rule[0])]
+  for field, test, why in rules:
+    if not test(get_field(config, field)):
       raise ConfigError(f"config.{field} = {get_field(config, field)!r} {why}")
+  if config.batch_size % num_devices:
+    raise ConfigError(f"config.batch_size = {config.batch_size} must be divisible by the "
+                      f"{num_devices} devices in use")
+  if config.data.crop_size and 0 < config.data.image_size < config.data.crop_size:
+    raise ConfigError(f"config.data.crop_size = {config.data.crop_size} must be <= "
+                      f"data.image_size ({config.data.image_size})")

@@ -17,6 +17,8 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from gax import memory
+
 Array = jax.Array
 
 
@@ -129,6 +131,9 @@ def _load_fake(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
   """Uniform random images of the configured shape, for benchmarks and tests."""
   size = cfg.image_size or 28
   count = cfg.num_fake_examples if split == "train" else max(1, cfg.num_fake_examples // 5)
+  memory.check(count * size * size * (cfg.channels or 1),
+               f"the fake dataset (data.num_fake_examples = {cfg.num_fake_examples}, "
+               f"data.image_size = {size})", memory.host_bytes())
   rng = np.random.default_rng(0 if split == "train" else 1)
   images = rng.integers(0, 256, (count, size, size, cfg.channels or 1), dtype=np.uint8)
   return ImageDataset("fake", images, rng.integers(0, 10, count).astype(np.int32), 10)
@@ -218,6 +223,11 @@ def load_dataset(data_config: ml_collections.ConfigDict, name: str,
   else:
     dataset = _load_tfds(name, split, data_config)
   images = dataset.images
+  size, channels = data_config.image_size, data_config.channels or images.shape[-1]
+  if size:
+    memory.check(len(images) * size * size * channels,
+                 f"{name} ({split}) resized to data.image_size = {size}",
+                 memory.host_bytes())
   if data_config.image_size and images.shape[1:3] != (data_config.image_size,) * 2:
     images = np.stack([_square_resize(im, data_config.image_size) for im in images])
   if data_config.channels:

@@ -11,7 +11,6 @@ training and `evaluate_workdir` behind `python -m gax.evaluate`.
 
 import dataclasses
 import importlib
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -203,7 +202,9 @@ class PeriodicEvaluator:
     self._evaluate = None  # built at the first evaluation: it may train a classifier
     self._best_checkpointer = None
     best_file = workdir / "best.json"
-    self.best = json.loads(best_file.read_text()) if best_file.exists() else None
+    self.best = files.read_json_or_set_aside(best_file, is_writer)
+    if self.best is not None and not {"step", "value"} <= set(self.best):
+      self.best = None  # written by an older gax: the next evaluation writes it anew
     if self.best is not None and self.best["step"] > start_step and is_writer:
       # From steps this resumed run will redo: they will be evaluated again.
       best_file.unlink()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 
 def write_atomically(path: Path, payload: bytes | str) -> None:
@@ -46,6 +47,22 @@ def exclusive(path: Path):
   with handle:
     fcntl.flock(handle, fcntl.LOCK_EX)
     yield
+
+
+def read_json_or_set_aside(path: Path, may_move: bool = True) -> Any | None:
+  """A JSON file gax wrote, or None when it is absent; one that cannot be parsed (torn,
+  or foreign) is moved to `<name>.unreadable` with a warning, never deleted."""
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except (ValueError, UnicodeDecodeError) as e:
+    aside = path.with_name(path.name + ".unreadable")
+    if may_move:
+      path.replace(aside)
+    logging.warning("%s cannot be read (%s: %s); %s", path, type(e).__name__, e,
+                    f"moved it to {aside.name}" if may_move else "ignored it")
+    return None
 
 
 class WorkdirLock:

@@ -15,41 +15,13 @@ import numpy as np
 from absl import logging
 
 from gax import checkpoint as checkpoint_lib
-from gax import config_base, evaluation, files, update, variants, writers
+from gax import config_base, config_changes, evaluation, files, update, variants, writers
 from gax import data as data_lib
 from gax import images as images_lib
-
-# Fields that fix the train state's structure: a workdir trained with other values
-# cannot be resumed (its checkpoints would not fit).
-STATE_FIELDS = ("variant", "dataset", "dataset_b", "model", "data.image_size",
-                "data.channels", "data.crop_size", "optimizer.name", "loss.pool_size")
 
 
 class NonFiniteError(RuntimeError):
   """A loss or gradient went NaN or infinite; the message names the step and quantity."""
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
-
-
-def state_field_changes(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
-  """The STATE_FIELDS (flattened) whose value differs between a saved config.json and
-  `config`, as "field: old -> new"."""
-  old = _flatten(saved)
-  new = _flatten(json.loads(config.to_json_best_effort()))
-  changes = []
-  for name in sorted(set(old) | set(new)):
-    if any(name == f or name.startswith(f + ".") for f in STATE_FIELDS):
-      if old.get(name) != new.get(name):
-        changes.append(f"{name}: {old.get(name)!r} -> {new.get(name)!r}")
-  return changes
 
 
 class RunOutputs:
@@ -60,6 +32,7 @@ class RunOutputs:
     self.workdir, self.config, self.variant = Path(workdir), config, variant
     self.is_writer, self.label = is_writer, label
     self.last_metrics: dict[str, float] = {}
+    self._accepted_changes = None
     self._checkpointer = None
     self._writer = None
     self._evaluator = None
@@ -72,18 +45,16 @@ class RunOutputs:
     return self._checkpointer
 
   def check_resumable(self) -> None:
-    """Refuses, before anything is read or written, a workdir whose checkpoints hold
-    the state of a run with another structure (another variant, model or image size)."""
-    saved_file = self.workdir / "config.json"
+    """Compares the config with the one the workdir's checkpoints were trained with
+    (gax/config_changes.py), before anything is read or written: a change the run cannot
+    take stops it with ConfigError."""
     checkpoints = self.workdir / "checkpoints"
-    if not saved_file.exists() or not any(p.name.isdigit() for p in checkpoints.glob("*")):
+    if not any(p.name.isdigit() for p in checkpoints.glob("*")):
       return
-    saved = json.loads(saved_file.read_text())
-    if changes := state_field_changes(saved, self.config):
-      raise config_base.ConfigError(
-          f"{self.workdir} holds checkpoints of another kind of run ({'; '.join(changes)}); "
-          "nothing was changed: choose a new --workdir, or give the config it was "
-          "trained with")
+    saved = files.read_json_or_set_aside(self.workdir / "config.json", self.is_writer)
+    if saved is not None:
+      self._accepted_changes = config_changes.check_resumable(self.workdir, saved,
+                                                              self.config)
 
   def restore(self, like: update.TrainState) -> update.TrainState | None:
     return self.checkpointer.restore_latest(like)
@@ -91,6 +62,13 @@ class RunOutputs:
   def open(self, start_step: int, records: dict[str, Any]) -> None:
     """Writes config.json (with the run's `records`) and opens the metric log."""
     if self.is_writer:
+      if self._accepted_changes is not None and start_step:
+        for change in self._accepted_changes["optimisation"]:
+          logging.warning("%sGoing on from step %d with %s (config.resume = "
+                          "'allow_changes')", self.label, start_step, change)
+        for change in self._accepted_changes["safe"]:
+          logging.info("%sGoing on from step %d with %s", self.label, start_step, change)
+        config_changes.record(self.workdir, start_step, self._accepted_changes)
       resolved = json.loads(self.config.to_json_best_effort())
       files.write_json(self.workdir / "config.json", {**resolved, **records})
     self._writer = writers.MetricWriter(self.workdir, start_step, enabled=self.is_writer)
@@ -176,4 +154,9 @@ def read_run(workdir: Path) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
   path = Path(workdir) / "config.json"
   if not path.exists():
     raise config_base.ConfigError(f"{workdir} has no config.json: not a gax workdir")
-  return variants.read_run_config(path)
+  try:
+    return variants.read_run_config(path)
+  except (ValueError, UnicodeDecodeError, TypeError, KeyError) as e:
+    raise config_base.ConfigError(
+        f"{path} cannot be read as a gax config ({type(e).__name__}: {str(e)[:200]})"
+    ) from None

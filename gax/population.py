@@ -145,8 +145,8 @@ class PopulationExperiment(train.Experiment):
                                              self.batches.fixed_examples)
                   for key in self.keys["samples"]])
 
-  def sample_fn(self):
-    return jax.jit(jax.vmap(self.variant.sample), out_shardings=self.replicated)
+  def sample(self, params, batch_stats, inputs):
+    return jax.vmap(self.variant.sample)(params, batch_stats, inputs)
 
 
 def create_experiment(config: ml_collections.ConfigDict,
@@ -154,12 +154,14 @@ def create_experiment(config: ml_collections.ConfigDict,
   """The single-run experiment of `config`, stacked over the members' keys and hparams."""
   single = train.create_experiment(config)
   for member_config in members:
-    config_base.validate(member_config, single.mesh.devices.size)
+    variants.validate(member_config, single.mesh.devices.size)
   logging.info("A population of %d models, one compiled program", len(members))
-  return PopulationExperiment(
+  experiment = PopulationExperiment(
       config, single.mesh, single.batches, single.variant,
       stack([train.stream_keys(m.seed) for m in members]),
       stack([train.hyperparameters(m) for m in members]), members=tuple(members))
+  experiment.check_memory()
+  return experiment
 
 
 class PopulationOutputs:

@@ -14,10 +14,10 @@ overrides, final losses and the latest evaluation when there is one.
 import csv
 import importlib.util
 import itertools
-import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +26,7 @@ from typing import Any
 
 from absl import app, flags, logging
 
-from gax import cli, config_base, files, population
+from gax import cli, config_base, files, population, train, variants, writers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file, optionally with :arg.")
@@ -86,8 +86,7 @@ def summarize(workdir: Path, trials: list[tuple[str, dict[str, Any]]]) -> list[d
   for name, overrides in trials:
     row = {"trial": name, **{k: v for k, v in overrides.items()}}
     metrics_file = workdir / name / "metrics.jsonl"
-    records = [json.loads(line) for line in metrics_file.read_text().splitlines()
-               ] if metrics_file.exists() else []
+    records = writers.read_records(metrics_file) if metrics_file.exists() else []
     train_records = [r for r in records if "d_loss" in r]
     if train_records:
       row["step"] = train_records[-1]["step"]
@@ -147,12 +146,19 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
   `as_populations`: trials that differ only in seed and continuous hyperparameters
   (population.population_fields) train together as one compiled program.
   """
+  if parallel < 1:
+    raise config_base.ConfigError(f"--parallel={parallel} must be >= 1 (trials at once)")
   path, _, arg = config_arg.partition(":")
   workdir = Path(workdir)
   trials = []
   for index, overrides in enumerate(load_trials(sweep_file)):
     config = config_base.load_config_file(path, arg or None)
-    config_base.apply_overrides(config, overrides)  # every trial is checked before any runs
+    try:  # every trial is checked, names and values, before any runs
+      config_base.apply_overrides(config, overrides)
+      variants.validate(config)
+    except config_base.ConfigError as e:
+      raise config_base.ConfigError(f"trial {index} ({trial_name(index, overrides)}): {e}"
+                                    ) from None
     trials.append((trial_name(index, overrides), overrides, config.num_train_steps))
   steps = {name: num_steps for name, _, num_steps in trials}
   if as_populations:
@@ -171,31 +177,57 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
                parallel)
   workdir.mkdir(parents=True, exist_ok=True)
   running, failed = {}, []
-  while pending or running:
-    while pending and len(running) < parallel:
-      name, command = pending.pop(0)
-      slot = next(i for i in range(parallel)
-                  if i not in {slot for slot, _, _ in running.values()})
-      env = dict(os.environ)
-      if parallel > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
-        env["CUDA_VISIBLE_DEVICES"] = str(slot)  # one GPU per job, where there are GPUs
-      (workdir / name).mkdir(parents=True, exist_ok=True)
-      log = (workdir / name / "log.txt").open("a")
-      process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-      running[process] = (slot, name, log)
-      logging.info("Started %s", name)
-    time.sleep(0.2)
-    for process in [p for p in running if p.poll() is not None]:
-      _, name, log = running.pop(process)
-      log.close()
-      if process.returncode != 0:
-        failed.append((workdir / name, process.returncode))
+  with train.StopSignals() as stop:
+    while pending or running:
+      if stop.received:
+        _stop_trials(running, stop.received)
+        break
+      _start_trials(pending, running, parallel, workdir)
+      time.sleep(0.2)
+      for process in [p for p in running if p.poll() is not None]:
+        _, name, log = running.pop(process)
+        log.close()
+        if process.returncode != 0:
+          failed.append((workdir / name, process.returncode))
   rows = summarize(workdir, [(name, overrides) for name, overrides, _ in trials])
   write_summary(workdir, rows)
-  if failed:
+  if stop.received:
+    logging.warning("Stopped by %s: the running trials checkpointed and stopped; %d not "
+                    "started. Run the same command again to continue.", stop.received,
+                    len(pending))
+  elif failed:
     raise TrialsFailed("jobs failed: " + ", ".join(
         f"{w} (exit {rc}, see its log.txt)" for w, rc in failed))
   return rows
+
+
+def _start_trials(pending: list, running: dict, parallel: int, workdir: Path) -> None:
+  """Starts pending jobs until `parallel` run at once; each gets its own GPU slot."""
+  while pending and len(running) < parallel:
+    name, command = pending.pop(0)
+    slot = next(i for i in range(parallel)
+                if i not in {slot for slot, _, _ in running.values()})
+    env = dict(os.environ)
+    if parallel > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+      env["CUDA_VISIBLE_DEVICES"] = str(slot)  # one GPU per job, where there are GPUs
+    (workdir / name).mkdir(parents=True, exist_ok=True)
+    log = (workdir / name / "log.txt").open("a")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    running[process] = (slot, name, log)
+    logging.info("Started %s", name)
+
+
+def _stop_trials(running: dict, signal_name: str) -> None:
+  """Passes SIGTERM to every running trial and waits: each checkpoints and exits."""
+  logging.warning("%s: stopping %d running trial(s) after their current step",
+                  signal_name, len(running))
+  for process in running:
+    process.send_signal(signal.SIGTERM)
+  for process, (_, name, log) in list(running.items()):
+    process.wait()
+    log.close()
+    logging.info("%s stopped (exit %d)", name, process.returncode)
+  running.clear()
 
 
 class TrialsFailed(RuntimeError):

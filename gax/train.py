@@ -8,6 +8,7 @@ experiment and one output per member, through the same loop.
 
 import contextlib
 import dataclasses
+import math
 import signal
 import threading
 import time
@@ -22,7 +23,7 @@ import optax
 from absl import logging
 from jax.sharding import Mesh
 
-from gax import config_base, files, input_pipeline, optim, sharding, variants
+from gax import config_base, files, input_pipeline, memory, optim, sharding, variants
 from gax import update as update_lib
 from gax.outputs import RunOutputs
 
@@ -134,14 +135,36 @@ class Experiment:
     return self.variant.sample_inputs(self.keys["samples"], self.config.num_samples,
                                       self.batches.fixed_examples)
 
-  def sample_fn(self):
-    """(params, batch_stats, inputs) -> the sample grid's images, jitted."""
-    return jax.jit(self.variant.sample, out_shardings=self.replicated)
+  def check_memory(self) -> None:
+    """Refuses sizes the machine cannot hold, before anything is allocated: the train
+    state (with its gradients), the resident data, the sample grid's forward pass and the
+    evaluation's images."""
+    config = self.config
+    state = jax.eval_shape(self.initial_state)
+    data = self.batches.num_bytes if self.batches.on_device else 0
+    memory.check(2 * memory.tree_bytes(state) + data,
+                 "the train state, its gradients and the resident data (model.*, "
+                 f"data.image_size, batch fields {self.batches.info.field_shapes})",
+                 memory.device_bytes(), "the device")
+    inputs = jax.eval_shape(self.sample_inputs)
+    grid = memory.intermediate_bytes(self.sample, state["params"],
+                                     state["batch_stats"], inputs)
+    memory.check(grid, f"the sample grid of num_samples = {config.num_samples}",
+                 memory.device_bytes(), "the device")
+    if config.eval_every:
+      image = max(math.prod(shape) for shape in self.batches.info.field_shapes.values())
+      memory.check(4 * image * config.eval.num_samples,
+                   f"evaluating eval.num_samples = {config.eval.num_samples} images",
+                   memory.host_bytes())
+
+  def sample(self, params, batch_stats, inputs):
+    """The sample grid's images for `sample_inputs`."""
+    return self.variant.sample(params, batch_stats, inputs)
 
   def samples(self):
     """A function from the train state to the sample grid's images (on the host)."""
     inputs = sharding.global_array(jax.device_get(self.sample_inputs()), self.replicated)
-    sample = self.sample_fn()
+    sample = jax.jit(self.sample, out_shardings=self.replicated)
     return lambda state: jax.device_get(sample(state["params"], state["batch_stats"],
                                                inputs))
 
@@ -160,8 +183,9 @@ def load_batches(config: ml_collections.ConfigDict) -> input_pipeline.TrainBatch
 
 def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
   """Validates the config, loads the data and builds the variant."""
+  variants.validate(config)  # before the mesh: a bad num_devices is one line too
   mesh = sharding.create_mesh(config.num_devices)
-  config_base.validate(config, mesh.devices.size)
+  variants.validate(config, mesh.devices.size)
   logging.info("Training on %d %s device(s): %s", mesh.devices.size,
                jax.default_backend(), mesh.devices.tolist())
   batches = load_batches(config)
@@ -170,8 +194,10 @@ def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
     raise config_base.ConfigError(
         f"config.g_step_fake = 'reuse' needs a variant whose G step trains on one fake "
         f"batch; the {config.variant!r} variant does not: use 'fresh'")
-  return Experiment(config, mesh, batches, variant, stream_keys(config.seed),
-                    hyperparameters(config))
+  experiment = Experiment(config, mesh, batches, variant, stream_keys(config.seed),
+                          hyperparameters(config))
+  experiment.check_memory()
+  return experiment
 
 
 class StopSignals:

@@ -2,12 +2,12 @@
 train state, without loading the training data (the run saved the data's shapes)."""
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import jax
 import ml_collections
+from absl import logging
 
 from gax import checkpoint as checkpoint_lib
 from gax import config_base, files, optim, outputs, train, variants
@@ -31,7 +31,15 @@ def checkpoint_to_read(workdir: Path, step: str | None) -> tuple[Path, int]:
     if not best_file.exists():
       raise config_base.ConfigError(
           f"{workdir} has no best.json: the run never evaluated (set config.eval_every)")
-    return workdir / "best_checkpoint", json.loads(best_file.read_text())["step"]
+    best = files.read_json_or_set_aside(best_file, may_move=False)
+    if not isinstance(best, dict) or not isinstance(best.get("step"), int):
+      raise config_base.ConfigError(f"{best_file} cannot be read; evaluate a step instead "
+                                    "(--step=N)")
+    if not (workdir / "best_checkpoint" / str(best["step"])).is_dir():
+      raise config_base.ConfigError(
+          f"{best_file} names step {best['step']}, but {workdir / 'best_checkpoint'} has no "
+          "such checkpoint; evaluate a step instead (--step=N)")
+    return workdir / "best_checkpoint", best["step"]
   directory = workdir / "checkpoints"
   available = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
   if not available:
@@ -65,10 +73,35 @@ def load(workdir: str | Path, step: str | None = None,
       train.hyperparameters(config)))()
   checkpointer = checkpoint_lib.Checkpointer(directory, max_to_keep=None)
   try:
-    state = checkpointer.restore(step_number, like)
+    step_number, state = _restore(checkpointer, step_number, like, latest=step is None)
   finally:
     checkpointer.close()
   return TrainedRun(workdir, config, variant, step_number, state)
+
+
+def _restore(checkpointer: checkpoint_lib.Checkpointer, step: int, like, latest: bool):
+  """(step, state) of checkpoint `step`; when it is the latest and damaged, of the newest
+  older one that is intact (with a warning). Nothing is moved: reading never changes a
+  workdir."""
+  candidates = [s for s in reversed(checkpointer.all_steps()) if s <= step] if latest else [
+      step]
+  problems = []
+  for candidate in candidates:
+    if mismatch := checkpointer.mismatch(candidate, like):
+      raise config_base.ConfigError(
+          f"the checkpoint of step {candidate} holds a train state of another structure "
+          f"than this run's config.json describes ({mismatch})")
+    try:
+      state = checkpointer.restore(candidate, like)
+    except ValueError as e:
+      problems.append(f"step {candidate}: {e}")
+      continue
+    if problems:
+      logging.warning("Skipped damaged checkpoints (%s); using step %d", "; ".join(problems),
+                      candidate)
+    return candidate, state
+  raise config_base.ConfigError(
+      f"no intact checkpoint to evaluate in {checkpointer.directory} ({'; '.join(problems)})")
 
 
 def evaluate_workdir(workdir: str | Path, step: str | None = None,
@@ -80,5 +113,9 @@ def evaluate_workdir(workdir: str | Path, step: str | None = None,
     config.eval.num_samples = num_samples
   run = load(workdir, step, config)
   result = {"step": run.step, **run.variant.create_evaluator(config)(run.state)}
-  files.write_json(run.workdir / "eval" / f"step_{run.step}.json", result)
+  try:
+    files.write_json(run.workdir / "eval" / f"step_{run.step}.json", result)
+  except OSError as e:
+    logging.warning("Could not save eval/step_%d.json (%s); the result is printed only",
+                    run.step, e.strerror or e)
   return result

@@ -4,18 +4,39 @@ import json
 from pathlib import Path
 
 import numpy as np
+from absl import logging
 from tensorboardX import SummaryWriter
 
 from gax import files
 
 
+def read_records(path: Path) -> list[dict]:
+  """The JSON records of a JSONL file, skipping (with a warning) lines that do not parse:
+  a partial last line left by a kill mid-write, or foreign text."""
+  records, bad = [], []
+  for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise ValueError("not a record with a step")
+      records.append(record)
+    except ValueError:
+      bad.append(number)
+  if bad:
+    logging.warning("%s: skipped %d unreadable line(s) (line %s)", path, len(bad),
+                    ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else ""))
+  return records
+
+
 def _truncate_after(path: Path, step: int) -> None:
-  """Drops records past `step`: a resumed run rewrites what the lost steps logged."""
+  """Drops records past `step` (and unreadable lines): a resumed run rewrites what the
+  lost steps logged."""
   if not path.exists():
     return
-  kept = [line for line in path.read_text().splitlines()
-          if line.strip() and json.loads(line)["step"] <= step]
-  files.write_atomically(path, "".join(line + "\n" for line in kept))
+  kept = [record for record in read_records(path) if record["step"] <= step]
+  files.write_atomically(path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 class MetricWriter:

@@ -71,14 +71,16 @@ def test_conditioning_adds_exactly_its_parameters_to_dcgan28():
     counts[name] = (_count(g_params), _count(d_params))
   plain_g, plain_d = counts["plain"]
   assert counts["plain"] == (2_305_472, 212_865)  # the tutorial's networks
-  # concat: 10 more inputs to G's first dense (7*7*256 units), 10 more input channels
-  # to D's first 5x5 conv (64 filters).
-  assert counts["concat"] == (plain_g + 10 * 7 * 7 * 256, plain_d + 10 * 25 * 64)
+  # concat: 10 more inputs to G's first dense (7*7*256 units) and 10 more input channels
+  # to each of its 5x5 transposed convs (128, 64, 1 filters); 10 more input channels to
+  # each of D's 5x5 convs (64, 128 filters).
+  g_concat = 10 * 7 * 7 * 256 + 10 * 25 * (128 + 64 + 1)
+  assert counts["concat"] == (plain_g + g_concat, plain_d + 10 * 25 * (64 + 128))
   # projection: per-class scale and offset in G's 3 norms (12544, 128, 64 features)
   # instead of one shared pair; a 10 x 6272 class embedding in D.
   norms = 7 * 7 * 256 + 128 + 64
   assert counts["projection"] == (plain_g + (10 - 1) * 2 * norms, plain_d + 10 * 6272)
-  assert counts["acgan"] == (plain_g + 10 * 7 * 7 * 256, plain_d + 6272 * 10 + 10)
+  assert counts["acgan"] == (plain_g + g_concat, plain_d + 6272 * 10 + 10)
 
 
 def test_acgan_class_terms_against_cross_entropy_by_hand():
@@ -210,3 +212,13 @@ def test_unknown_conditioning_lists_the_choices():
   config.model.conditioning = "film"
   with pytest.raises(config_base.ConfigError, match="'concat' or 'projection'"):
     train.create_experiment(config)
+
+
+def test_conditional_configs_take_tfds_datasets_by_argument(tmp_path):
+  config = tiny(load_config("acgan_mnist", "dataset=cifar10"), steps=1)
+  with tfds.testing.mock_data(num_examples=16):
+    experiment = train.create_experiment(config)
+    assert experiment.batches.info.field_shapes == {"image": (32, 32, 3), "label": ()}
+    assert experiment.batches.info.num_classes == 10  # from the dataset's ClassLabel
+    final = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(final["d_class_loss_real"])

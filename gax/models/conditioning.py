@@ -1,10 +1,14 @@
 """Class conditioning for the generators and discriminators.
 
-Generators take the label by concatenation with z (Mirza & Osindero, 2014) or through
-conditional batch norm (per-class scale and offset; de Vries et al., 2017, as Miyato &
-Koyama's projection GAN uses it). Discriminators take it as one-hot maps beside the image
-("concat") or by projection (Miyato & Koyama, 2018): logit + <embed(y), features>. An
-auxiliary class head on D's features (Odena et al.'s ACGAN) is independent of either.
+Generators take the label by concatenation (Mirza & Osindero, 2014: the one-hot label
+joins z, and the convolutional networks append it as one constant map per class to every
+layer's input) or through conditional batch norm (per-class scale and offset; de Vries et
+al., 2017, as Miyato & Koyama's projection GAN uses it). Discriminators take it as one-hot
+maps beside every convolution's input ("concat"; the MLP appends it to the pixels) or by
+projection (Miyato & Koyama, 2018): logit + <embed(y), features>. An auxiliary class head
+on D's features (Odena et al.'s ACGAN) is independent of either. Joining the label at
+every layer rather than the input alone: on mnist5k at 2,000 steps, conditional accuracy
+0.748 against 0.563 (experiments/README.md).
 """
 
 from collections.abc import Callable

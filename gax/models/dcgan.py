@@ -45,14 +45,15 @@ class DCGAN28Generator(nn.Module):
                      cond.join_noise(z, labels, self.num_classes, self.conditioning))
     x = act(norm()(x))
     x = x.reshape((z.shape[0], height // 4, width // 4, 256))
+    join = lambda x: cond.join_image(x, labels, self.num_classes, self.conditioning)
     for features, stride in ((128, 1), (64, 2)):
       x = ConvTranspose(features, (5, 5), strides=(stride, stride), padding="SAME",
                         use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
-                        dtype=self.dtype, impl=self.conv_transpose)(x)
+                        dtype=self.dtype, impl=self.conv_transpose)(join(x))
       x = act(norm()(x))
     x = ConvTranspose(channels, (5, 5), strides=(2, 2), padding="SAME",
                       use_bias=False, kernel_init=_KERAS_KERNEL_INIT,
-                      dtype=self.dtype, impl=self.conv_transpose)(x)
+                      dtype=self.dtype, impl=self.conv_transpose)(join(x))
     return jnp.tanh(x)
 
 
@@ -71,8 +72,9 @@ class DCGAN28Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    x = cond.join_image(x.astype(self.dtype), labels, self.num_classes, self.conditioning)
+    x = x.astype(self.dtype)
     for features in (64, 128):
+      x = cond.join_image(x, labels, self.num_classes, self.conditioning)
       x = Conv(features, (5, 5), strides=(2, 2), padding="SAME",
                kernel_init=_KERAS_KERNEL_INIT, dtype=self.dtype, impl=self.conv_transpose)(x)
       x = nn.leaky_relu(x, 0.3)
@@ -116,16 +118,17 @@ class DCGAN64Generator(nn.Module):
                       use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
                       dtype=self.dtype, impl=self.conv_transpose)(x)
     x = nn.relu(norm()(x))
+    join = lambda x: cond.join_image(x, labels, self.num_classes, self.conditioning)
     for i in range(num_up - 1, 0, -1):
       # PyTorch's ConvTranspose2d(k=4, s=2, p=1) pads the dilated input by k - 1 - p = 2.
       x = ConvTranspose(self.ngf * 2 ** (i - 1), (4, 4), strides=(2, 2),
                         padding=((2, 2), (2, 2)), use_bias=False,
                         kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype,
-                        impl=self.conv_transpose)(x)
+                        impl=self.conv_transpose)(join(x))
       x = nn.relu(norm()(x))
     x = ConvTranspose(channels, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
                       use_bias=False, kernel_init=_DCGAN_KERNEL_INIT,
-                      dtype=self.dtype, impl=self.conv_transpose)(x)
+                      dtype=self.dtype, impl=self.conv_transpose)(join(x))
     return jnp.tanh(x)
 
 
@@ -145,8 +148,9 @@ class DCGAN64Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
     num_down = _num_resolution_steps(x.shape[1])
-    x = cond.join_image(x.astype(self.dtype), labels, self.num_classes, self.conditioning)
+    x = x.astype(self.dtype)
     for i in range(num_down):
+      x = cond.join_image(x, labels, self.num_classes, self.conditioning)
       x = Conv(self.ndf * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                use_bias=False, kernel_init=_DCGAN_KERNEL_INIT, dtype=self.dtype,
                impl=self.conv_transpose)(x)

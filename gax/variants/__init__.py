@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ml_collections
 
-from gax import config_base
+from gax import config_base, losses, models, optim
 from gax import data as data_lib
 from gax.variants import acgan, base, cgan, cyclegan, gan
 
@@ -38,10 +38,9 @@ def module(name: str) -> base.VariantModule:
   missing = [] if found is None else [n for n in _PROVIDES if n not in vars(found)]
   if found is None or missing:
     raise config_base.ConfigError(
-        f"unknown variant {name!r} (config.variant); choose one of "
-        f"{', '.join(REGISTRY)}, or the import path of a module that defines "
-        f"{', '.join(_PROVIDES)}" + (f" ({name} lacks {', '.join(missing)})" if missing
-                                     else ""))
+        f"unknown variant {name!r}; choose one of {', '.join(REGISTRY)}, or the import "
+        f"path of a module that defines {', '.join(_PROVIDES)} (config.variant)"
+        + (f"; {name} lacks {', '.join(missing)}" if missing else ""))
   return found
 
 
@@ -52,6 +51,22 @@ def base_config(variant: str = "gan", **options) -> ml_collections.ConfigDict:
   config.variant = variant
   module(variant).add_defaults(config, **options)
   return config
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
+  """Every field's value and every name (variant, networks, loss, optimizer), from the
+  config alone: what a sweep checks for each trial before any runs."""
+  config_base.validate(config, num_devices)
+  module(config.variant)
+  config_base.check_choice("optimizer.name", config.optimizer.name, optim.OPTIMIZER_NAMES)
+  if "name" in config.model:  # the GAN family's networks are found by name
+    models.default_config(config.model.name)
+    config_base.check_choice("model.noise", config.model.noise, models.NOISE)
+  if "conv_transpose" in config.model:
+    config_base.check_choice("model.conv_transpose", config.model.conv_transpose,
+                             models.CONV_TRANSPOSE)
+  if "name" in config.loss:
+    config_base.check_choice("loss.name", config.loss.name, losses.LOSS_NAMES)
 
 
 def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:

@@ -1,5 +1,8 @@
 """ACGAN (Odena et al., 2017): D judges real/fake and also classifies, with an auxiliary
-class head on its features; G draws for a given label (the one-hot label joins z).
+class head on its features; G draws for a given label.
+
+`model.conditioning` says how G takes the label: "concat" (the paper's: the one-hot label
+joins z) or "cbn" (conditional batch norm, as PyTorch-StudioGAN's ACGAN does).
 
 Both networks add the class log-likelihood L_C to their objectives: D minimises
 d_class_weight * (CE on real + CE on fake) beside its adversarial loss, G minimises
@@ -13,15 +16,18 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gax import config_base, models
 from gax import data as data_lib
-from gax import models
 from gax.variants import cgan, gan
 
 HPARAMS = {"loss.d_class_weight": "d_class_weight", "loss.g_class_weight": "g_class_weight"}
+G_CONDITIONING = ("concat", "cbn")
 
 
-def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28") -> None:
+def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28",
+                 conditioning: str = "concat") -> None:
   gan.add_defaults(config, model)
+  config.model.conditioning = conditioning
   config.loss.d_class_weight = 1.0
   config.loss.g_class_weight = 1.0
 
@@ -59,7 +65,9 @@ class ACGAN(gan.GAN):
 
 
 def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> ACGAN:
-  conditioning = models.Conditioning(info.num_classes, "concat", "none", info.num_classes)
+  config_base.check_choice("model.conditioning", config.model.conditioning, G_CONDITIONING)
+  conditioning = models.Conditioning(info.num_classes, config.model.conditioning, "none",
+                                     info.num_classes)
   generator, discriminator = models.create_networks(
       config.model, info.field_shapes["image"], jnp.dtype(config.dtype), conditioning)
   return ACGAN(generator, discriminator, gan.adversarial_loss(config),

@@ -1,0 +1,148 @@
+"""Bad input, case by case: what a user types, and what gax must answer (one line, exit 2).
+
+`CONFIG_CASES` are config overrides that `tests/test_bad_input.py` checks in-process;
+`python tests/bad_input_cases.py` runs every case below through the command line, as a
+user would, and prints the table of messages and exit codes.
+"""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (config file[:arg], {field: value}, part of the message)
+CONFIG_CASES = [
+    ("dcgan_mnist", {"num_train_steps": -3}, "config.num_train_steps = -3 must be > 0"),
+    ("dcgan_mnist", {"batch_size": 0}, "config.batch_size = 0 must be > 0"),
+    ("dcgan_mnist", {"d_steps": 0}, "config.d_steps = 0 must be >= 1"),
+    ("dcgan_mnist", {"seed": -1}, "config.seed = -1 must be in [0, 2**31)"),
+    ("dcgan_mnist", {"num_devices": -2}, "config.num_devices = -2 must be >= 0"),
+    ("dcgan_mnist", {"num_devices": 99}, "config.num_devices = 99 but only"),
+    ("dcgan_mnist", {"optimizer.learning_rate": 0.0},
+     "config.optimizer.learning_rate = 0.0 must be > 0"),
+    ("dcgan_mnist", {"optimizer.b1": 1.5}, "config.optimizer.b1 = 1.5 must be in [0, 1)"),
+    ("dcgan_mnist", {"optimizer.eps": 0.0}, "config.optimizer.eps = 0.0 must be > 0"),
+    ("dcgan_mnist", {"optimizer.decay_steps": -5},
+     "config.optimizer.decay_steps = -5 must be >= 0 (0: no decay)"),
+    ("dcgan_mnist", {"optimizer.name": "lion"},
+     "unknown optimizer 'lion'; choose one of adam, sgd"),
+    ("dcgan_mnist", {"loss.name": "hinge"}, "unknown loss 'hinge'; choose one of"),
+    ("dcgan_mnist", {"model.name": "resnet9000"}, "unknown model 'resnet9000'"),
+    ("dcgan_mnist", {"model.name": "mlp"},
+     "config.model.name = 'mlp', but config.model holds the fields of another model"),
+    ("dcgan_mnist", {"model.noise": "cauchy"},
+     "config.model.noise = 'cauchy' must be 'normal' or 'uniform'"),
+    ("dcgan_mnist", {"model.conv_transpose": "fast"},
+     "config.model.conv_transpose = 'fast' must be one of 'auto', 'subpixel', 'xla'"),
+    ("dcgan_mnist", {"model.noise_dim": 0}, "config.model.noise_dim = 0 must be >= 1"),
+    ("gan_mnist", {"model.output_activation": "relu"},
+     "config.model.output_activation = 'relu' must be 'tanh' or 'sigmoid'"),
+    ("gan_mnist", {"model.d_dropout": 1.0}, "config.model.d_dropout = 1.0 must be in [0, 1)"),
+    ("gan_mnist", {"model.g_hidden": ()}, "config.model.g_hidden = () must be a tuple"),
+    ("dcgan_mnist", {"data.image_size": 30},
+     "model 'dcgan28' needs height and width divisible by 4"),
+    ("dcgan_mnist", {"data.image_size": -1}, "config.data.image_size = -1 must be >= 0"),
+    ("dcgan_mnist", {"data.channels": 2}, "config.data.channels = 2 must be 0"),
+    ("dcgan_mnist", {"data.image_size": 32, "data.crop_size": 40},
+     "config.data.crop_size = 40 must be <= data.image_size (32)"),
+    ("dcgan_mnist", {"data.on_device": "maybe"},
+     "config.data.on_device = 'maybe' must be one of 'auto', 'yes', 'no'"),
+    ("dcgan_mnist", {"nan_policy": "retry"}, "config.nan_policy = 'retry' must be 'stop' or"),
+    ("dcgan_mnist", {"population_step": "fast"}, "config.population_step = 'fast' must be"),
+    ("dcgan_mnist", {"g_step_fake": "later"},
+     "config.g_step_fake = 'later' must be 'fresh' or 'reuse'"),
+    ("dcgan_mnist", {"dtype": "float16"},
+     "config.dtype = 'float16' must be 'float32' or 'bfloat16'"),
+    ("dcgan_mnist", {"resume": "yes"}, "config.resume = 'yes' must be 'strict' or"),
+    ("dcgan_mnist", {"eval.num_samples": 1}, "config.eval.num_samples = 1 must be >= 2"),
+    ("dcgan_mnist", {"eval.parzen_sigma_range": (1.0, 0.1)},
+     "config.eval.parzen_sigma_range = (1.0, 0.1) must be (low, high)"),
+    ("dcgan_mnist", {"log_every": 0}, "config.log_every = 0 must be >= 1"),
+    ("dcgan_mnist", {"keep_checkpoints": 0}, "config.keep_checkpoints = 0 must be >= 1"),
+    ("dcgan_mnist", {"dataset": "no_such_dataset"}, "unknown dataset 'no_such_dataset'"),
+    ("dcgan_mnist", {"num_samples": 10 ** 9}, "the sample grid of num_samples = 1000000000"),
+    ("dcgan_mnist", {"data.image_size": 40000}, "resized to data.image_size = 40000"),
+    ("dcgan_mnist", {"model.noise_dim": 10 ** 7}, "the train state, its gradients"),
+    ("dcgan_mnist", {"variant": "nope"}, "unknown variant 'nope'; choose one of"),
+    ("cyclegan_digits", {"g_step_fake": "reuse"}, "the 'cyclegan' variant does not"),
+    ("cyclegan_digits", {"loss.cycle_weight": -1.0},
+     "config.loss.cycle_weight = -1.0 must be >= 0"),
+    ("cyclegan_digits", {"model.num_blocks": -1}, "config.model.num_blocks = -1 must be >= 0"),
+    ("cgan_mnist", {"model.conditioning": "film"},
+     "config.model.conditioning = 'film' must be 'concat' or 'projection'"),
+    ("cgan_mnist", {"dataset": "digits", "data.image_size": 30},
+     "model 'dcgan28' needs height and width divisible by 4"),
+    ("acgan_mnist", {"model.conditioning": "projection"},
+     "config.model.conditioning = 'projection' must be 'concat' or 'cbn'"),
+    ("acgan_mnist", {"loss.g_class_weight": -0.5},
+     "config.loss.g_class_weight = -0.5 must be >= 0"),
+]
+
+
+def _flag_value(value) -> str:
+  return repr(tuple(value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def command_line_cases(scratch: Path) -> list[tuple[str, list[str]]]:
+  """(what, argv) of every case, config overrides and the rest."""
+  bad = scratch / "configs"
+  bad.mkdir(parents=True, exist_ok=True)
+  (bad / "syntax.py").write_text("def get_config(:\n")
+  (bad / "raises.py").write_text("def get_config(arg=None):\n  raise RuntimeError('boom')\n")
+  (bad / "plain.py").write_text("def get_config(arg=None):\n  return {'a': 1}\n")
+  (bad / "noget.py").write_text("x = 1\n")
+  (bad / "adir.py").mkdir(exist_ok=True)
+  main = [sys.executable, "-m", "gax.main"]
+  work = f"--workdir={scratch / 'w'}"
+  cases = [(f"{name}: {overrides}", [*main, f"--config=configs/{name}.py", work,
+                                     *(f"--config.{k}={_flag_value(v)}"
+                                       for k, v in overrides.items())])
+           for name, overrides, _ in CONFIG_CASES]
+  cases += [
+      ("config file missing", [*main, "--config=configs/dcgan_mnst.py", work]),
+      ("config path is a directory", [*main, f"--config={bad / 'adir.py'}", work]),
+      ("config file with a syntax error", [*main, f"--config={bad / 'syntax.py'}", work]),
+      ("get_config raises", [*main, f"--config={bad / 'raises.py'}", work]),
+      ("get_config returns a dict", [*main, f"--config={bad / 'plain.py'}", work]),
+      ("config file without get_config", [*main, f"--config={bad / 'noget.py'}", work]),
+      ("unknown config argument", [*main, "--config=configs/dcgan_mnist.py:lr=3", work]),
+      ("bad config argument value", [*main, "--config=configs/dcgan_mnist.py:recipe=fast",
+                                     work]),
+      ("unknown config field", [*main, "--config=configs/dcgan_mnist.py", work,
+                                "--config.no_such_field=1"]),
+      ("workdir is a file", [*main, "--config=configs/dcgan_mnist.py",
+                             f"--workdir={bad / 'noget.py' / 'run'}"]),
+      ("gax.evaluate on a directory that is no workdir",
+       [sys.executable, "-m", "gax.evaluate", f"--workdir={scratch}"]),
+      ("gax.sample on a directory that is no workdir",
+       [sys.executable, "-m", "gax.sample", f"--workdir={scratch}"]),
+      ("gax.sweep --parallel=0",
+       [sys.executable, "-m", "gax.sweep", "--config=configs/dcgan_mnist.py",
+        f"--sweep={ROOT / 'experiments' / 'sweep_dcgan_lr_seed.py'}", work, "--parallel=0"]),
+      ("gax.sweep with a missing sweep file",
+       [sys.executable, "-m", "gax.sweep", "--config=configs/dcgan_mnist.py",
+        f"--sweep={scratch / 'none.py'}", work]),
+      ("gax.main --population with a missing file",
+       [*main, "--config=configs/dcgan_mnist.py", work, f"--population={scratch / 'p.json'}"]),
+  ]
+  return cases
+
+
+def main():
+  with tempfile.TemporaryDirectory() as scratch:
+    rows = []
+    for what, argv in command_line_cases(Path(scratch)):
+      result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+      errors = [line for line in result.stderr.splitlines() if line.startswith("gax: error")]
+      message = errors[-1] if errors else result.stderr.strip().splitlines()[-1][:200]
+      traceback = "Traceback" in result.stderr
+      rows.append(f"| {what} | {result.returncode} | {len(errors)} | "
+                  f"{'yes' if traceback else 'no'} | {message.replace('|', '/')} |")
+      print(rows[-1], flush=True)
+  print(f"\n{len(rows)} cases")
+
+
+if __name__ == "__main__":
+  main()
