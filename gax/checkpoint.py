@@ -7,7 +7,9 @@ file). A damaged checkpoint is moved aside to `<directory>_damaged/` (never dele
 and the next newest one is used.
 """
 
+import errno
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -79,10 +81,15 @@ class Checkpointer:
     return sorted(self.manager.all_steps())
 
   def save(self, step: int, state: dict[str, Any]) -> None:
-    """Starts an asynchronous save; orbax copies the arrays off the device first."""
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        integrity=ocp.args.JsonSave({"sha256": state_digest(state)})), force=True)
+    """Starts an asynchronous save; orbax copies the arrays off the device first. A save
+    that fails (here, or in the background and reported by the next call) raises
+    SaveError, with the unfinished checkpoint removed."""
+    try:
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          integrity=ocp.args.JsonSave({"sha256": state_digest(state)})), force=True)
+    except Exception as e:  # noqa: BLE001 (orbax and tensorstore raise many types)
+      raise self._save_error(e) from None
 
   def restore(self, step: int, like: dict[str, Any]) -> dict[str, Any]:
     """Restores step `step` into the shapes, dtypes and shardings of `like`.
@@ -103,11 +110,10 @@ class Checkpointer:
     """How the state saved at `step` differs in structure from `like` (None: it does not,
     or its metadata cannot be read, which makes it a damaged checkpoint)."""
     try:
-      metadata = ocp.StandardCheckpointer().metadata(self.directory / str(step) / "state")
+      metadata = ocp.PyTreeCheckpointHandler().metadata(self.directory / str(step) / "state")
     except Exception:  # unreadable metadata: the restore's own error decides
       return None
-    tree = getattr(metadata, "item_metadata", metadata)
-    return describe_mismatch(getattr(tree, "tree", tree), like)
+    return describe_mismatch(getattr(metadata, "tree", metadata), like)
 
   def restore_latest(self, like: dict[str, Any]) -> dict[str, Any] | None:
     """The newest checkpoint that restores intact; damaged ones are moved aside. One that
@@ -134,8 +140,39 @@ class Checkpointer:
     return None
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    try:
+      self.manager.wait_until_finished()
+    except Exception as e:  # noqa: BLE001
+      raise self._save_error(e) from None
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
+    self.wait()
     self.manager.close()
+
+  def _save_error(self, error: Exception) -> "SaveError":
+    for unfinished in self.directory.glob("*.orbax-checkpoint-tmp*"):
+      shutil.rmtree(unfinished, ignore_errors=True)
+    return SaveError(error, self.directory)
+
+
+# How tensorstore names the storage failures it reports inside a ValueError.
+_STATUS_ERRNO = {"RESOURCE_EXHAUSTED": errno.ENOSPC, "PERMISSION_DENIED": errno.EACCES,
+                 "NOT_FOUND": errno.ENOENT}
+
+
+class SaveError(OSError):
+  """A checkpoint could not be written; the checkpoints already there are intact."""
+
+  def __init__(self, error: Exception, directory: Path):
+    cause = error
+    while cause.__cause__ is not None or cause.__context__ is not None:
+      if isinstance(cause, OSError) and cause.errno:
+        break
+      cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.errno:
+      code, reason = cause.errno, cause.strerror or str(cause)
+    else:
+      text = str(error)
+      code = next((c for status, c in _STATUS_ERRNO.items() if status in text), errno.EIO)
+      reason = os.strerror(code) if code != errno.EIO else text.splitlines()[0][:200]
+    super().__init__(code, f"saving a checkpoint failed: {reason}", str(directory))

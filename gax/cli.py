@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from absl import flags, logging
 
-from gax import config_base, files, outputs
+from gax import checkpoint, config_base, files, outputs
 from gax import data as data_lib
 
 _STORAGE_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT,
@@ -17,14 +17,36 @@ _STORAGE_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.E
 
 
 class QuietLibraries(std_logging.Filter):
-  """Keeps orbax's per-save chatter out of the console; its warnings and errors still
-  show, one line each (gax says what went wrong in its own line)."""
+  """Keeps orbax's per-save chatter out of the console; its warnings still show, one line
+  each. Its errors do not: a failed save or restore also comes back to gax as an
+  exception, which gax reports in its own line."""
 
   def filter(self, record):
     if "/orbax/" not in record.pathname:
       return True
     record.exc_info, record.exc_text = None, None  # its threads' tracebacks
-    return record.levelno >= std_logging.WARNING
+    return record.levelno == std_logging.WARNING
+
+
+def _is_closed_loop(kind, value) -> bool:
+  return kind is RuntimeError and str(value) == "Event loop is closed"
+
+
+def _quiet_closed_loops() -> None:
+  """After a failed save, tensorstore's callbacks still try to reach orbax's finished
+  event loop, and each prints a RuntimeError's traceback (through sys.unraisablehook or
+  sys.excepthook); gax's own line says what failed."""
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def quiet_excepthook(kind, value, trace):
+    if not _is_closed_loop(kind, value):
+      excepthook(kind, value, trace)
+
+  def quiet_unraisablehook(unraisable):
+    if not _is_closed_loop(unraisable.exc_type, unraisable.exc_value):
+      unraisablehook(unraisable)
+
+  sys.excepthook, sys.unraisablehook = quiet_excepthook, quiet_unraisablehook
 
 
 def fail(message: str, exit_code: int = 2) -> None:
@@ -73,6 +95,7 @@ def run_command(command: Callable[[], None]) -> None:
   Anything else is a bug in gax: its traceback, then exit 1. Either way the process
   exits (see `fail`)."""
   logging.get_absl_handler().addFilter(QuietLibraries())
+  _quiet_closed_loops()
   try:
     command()
   except (config_base.ConfigError, data_lib.DataError, files.WorkdirBusyError) as e:
@@ -80,7 +103,7 @@ def run_command(command: Callable[[], None]) -> None:
   except outputs.NonFiniteError as e:
     fail(str(e), exit_code=3)
   except OSError as e:
-    if e.errno not in _STORAGE_ERRORS:
+    if e.errno not in _STORAGE_ERRORS and not isinstance(e, checkpoint.SaveError):
       _crash()
     # Every write gax makes is atomic, so a failed one leaves the old file in place.
     fail(f"{e.strerror or e} ({e.filename or 'workdir'}); nothing already written was "
