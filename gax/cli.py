@@ -22,6 +22,8 @@ class QuietLibraries(std_logging.Filter):
   exception, which gax reports in its own line."""
 
   def filter(self, record):
+    if record.name == "asyncio" and "/orbax/" in record.getMessage():
+      return False  # an orbax task's failure, which also reaches gax as an exception
     if "/orbax/" not in record.pathname:
       return True
     record.exc_info, record.exc_text = None, None  # its threads' tracebacks
