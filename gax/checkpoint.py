@@ -164,12 +164,10 @@ class SaveError(OSError):
   """A checkpoint could not be written; the checkpoints already there are intact."""
 
   def __init__(self, error: Exception, directory: Path):
-    cause = error
-    while cause.__cause__ is not None or cause.__context__ is not None:
-      if isinstance(cause, OSError) and cause.errno:
-        break
+    cause = error  # the first OSError along the chain of causes, if any
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno):
       cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, OSError) and cause.errno:
+    if cause is not None:
       code, reason = cause.errno, cause.strerror or str(cause)
     else:
       text = str(error)

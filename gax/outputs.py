@@ -5,7 +5,6 @@ A population (gax/population.py) wraps one `RunOutputs` per member, so each memb
 workdir is exactly what a separate run would write.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +68,8 @@ class RunOutputs:
         for change in self._accepted_changes["safe"]:
           logging.info("%sGoing on from step %d with %s", self.label, start_step, change)
         config_changes.record(self.workdir, start_step, self._accepted_changes)
-      resolved = json.loads(self.config.to_json_best_effort())
-      files.write_json(self.workdir / "config.json", {**resolved, **records})
+      files.write_json(self.workdir / "config.json",
+                       {**config_changes.as_dict(self.config), **records})
     self._writer = writers.MetricWriter(self.workdir, start_step, enabled=self.is_writer)
     self._evaluator = evaluation.PeriodicEvaluator(self.config, self.variant, self.workdir,
                                                    self._writer, self.is_writer, start_step)
