@@ -86,12 +86,18 @@ def base_config() -> ml_collections.ConfigDict:
       split="test",  # the held-out split generated images are compared with
       num_samples=10000,  # generated images per evaluation
       batch_size=500,  # generation batch
-      features="digit_classifier",  # or "package.module:function" (see README)
+      # "digit_classifier", "inception" (pytorch-fid's InceptionV3) or
+      # "package.module:function" (see README)
+      features="digit_classifier",
+      inception_weights=config_dict.placeholder(str),  # None: $GAX_INCEPTION_WEIGHTS
+      inception_resize="bilinear",  # to 299: as pytorch-fid; "pil_bicubic": as clean-fid
+      inception_batch_size=50,
       classifier_seed=0,
       cache_dir=config_dict.placeholder(str),  # None: $GAX_CACHE_DIR or ~/.cache/gax
       kid_subsets=100,
       kid_subset_size=1000,
       pr_k=3,  # neighbours of the precision/recall manifolds
+      dc_k=5,  # neighbours of density/coverage's balls (Naeem et al.'s choice)
       is_splits=10,
       parzen=True,  # Parzen-window log-likelihood, sigma chosen on held-out half
       parzen_sigma_range=(0.1, 1.0),  # log-spaced grid, as in Goodfellow et al.'s code
@@ -184,6 +190,7 @@ CHOICES = {
     "nan_policy": ("stop", "skip"),
     "population_step": ("auto", "vmap", "unroll"),
     "resume": ("strict", "allow_changes"),
+    "eval.inception_resize": ("bilinear", "pil_bicubic"),
 }
 
 
@@ -236,8 +243,8 @@ RULES = [
     ("eval.parzen_sigma_range", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
      and 0 < v[0] <= v[1], "must be (low, high) with 0 < low <= high"),
     *((f"eval.{name}", _at_least(1), "must be >= 1") for name in (
-        "batch_size", "kid_subsets", "kid_subset_size", "pr_k", "is_splits",
-        "parzen_num_sigmas")),
+        "batch_size", "kid_subsets", "kid_subset_size", "pr_k", "dc_k", "is_splits",
+        "parzen_num_sigmas", "inception_batch_size")),
     *((name, _at_least(1), "must be >= 1") for name in (
         "log_every", "sample_every", "checkpoint_every", "num_samples", "keep_checkpoints")),
 ]

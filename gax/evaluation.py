@@ -1,8 +1,9 @@
 """Evaluation: generated images against held-out real ones, during training and after.
 
 The real side of every comparison is the dataset's held-out split (`config.eval.split`);
-features come from a feature extractor: gax's own digit classifier by default, or any
-`module:function` (see `create_feature_extractor`). Alongside each metric, the same
+features come from a feature network: gax's own digit classifier by default, pytorch-fid's
+InceptionV3 (`eval.features="inception"`, whose reference features are cached), or any
+`module:function` (see `create_feature_network`). Alongside each metric, the same
 metric for real training images against the held-out ones gives the floor a perfect
 generator would reach at this sample size. Each variant's evaluator (its
 `create_evaluator`) is built from these pieces; `PeriodicEvaluator` runs it during
@@ -10,6 +11,7 @@ training and `evaluate_workdir` behind `python -m gax.evaluate`.
 """
 
 import dataclasses
+import hashlib
 import importlib
 import shutil
 import time
@@ -23,37 +25,77 @@ import numpy as np
 from absl import logging
 
 from gax import checkpoint as checkpoint_lib
-from gax import classifier, config_base, files, metrics, writers
+from gax import classifier, config_base, files, inception, inception_weights, metrics, writers
 from gax import data as data_lib
 
 # uint8 images [N, H, W, C] -> (features [N, F], class probabilities [N, C] or None).
 FeatureExtractor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
-def create_feature_extractor(eval_config: ml_collections.ConfigDict,
-                             train: data_lib.ImageDataset,
-                             held_out: data_lib.ImageDataset) -> FeatureExtractor:
-  """The extractor `eval_config.features` names.
+@dataclasses.dataclass(frozen=True)
+class FeatureNetwork:
+  extract: FeatureExtractor
+  accuracy: float | None = None  # the digit classifier's, on the held-out split
+  # Names the network, its weights and its resize, where features of real images may be
+  # cached on disk (they take minutes with InceptionV3 on a CPU).
+  cache_identity: str | None = None
 
-  "digit_classifier": gax's CNN, trained on `train` once and cached. Anything else is
-  "package.module:function"; gax calls function(eval_config, train, held_out) and uses
-  what it returns. That is the seam for InceptionV3 or any other pretrained network.
+
+def create_feature_network(eval_config: ml_collections.ConfigDict,
+                           train: data_lib.ImageDataset,
+                           held_out: data_lib.ImageDataset) -> FeatureNetwork:
+  """The network `eval_config.features` names.
+
+  "digit_classifier": gax's CNN, trained on `train` once and cached. "inception":
+  pytorch-fid's InceptionV3 with the weights of `eval_config.inception_weights` (or
+  $GAX_INCEPTION_WEIGHTS). Anything else is "package.module:function"; gax calls
+  function(eval_config, train, held_out) and uses the FeatureExtractor it returns.
   """
   name = eval_config.features
   if name == "digit_classifier":
     recipe = classifier.ClassifierRecipe(seed=eval_config.classifier_seed)
-    return classifier.load_or_train(train, held_out, recipe, eval_config.cache_dir)
+    extract = classifier.load_or_train(train, held_out, recipe, eval_config.cache_dir)
+    return FeatureNetwork(extract, accuracy=extract.accuracy)
+  if name == "inception":
+    variables, digest = inception_weights.load(eval_config.inception_weights)
+    extract = inception.InceptionFeatures(variables, eval_config.inception_resize,
+                                          eval_config.inception_batch_size)
+    return FeatureNetwork(extract, cache_identity=(
+        f"inception-{digest[:16]}-{eval_config.inception_resize}"))
   module_name, sep, function_name = name.partition(":")
   if not sep:
     raise config_base.ConfigError(
-        f"config.eval.features = {name!r} must be 'digit_classifier' or "
+        f"config.eval.features = {name!r} must be 'digit_classifier', 'inception' or "
         "'package.module:function'")
   try:
     factory = getattr(importlib.import_module(module_name), function_name)
   except (ImportError, AttributeError) as e:
     raise config_base.ConfigError(
         f"config.eval.features = {name!r} cannot be imported: {e}") from None
-  return factory(eval_config, train, held_out)
+  return FeatureNetwork(factory(eval_config, train, held_out))
+
+
+def _real_features(network: FeatureNetwork, images: np.ndarray, what: str,
+                   cache_dir: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+  """Features of a set of real images, from the disk cache where the network allows it.
+
+  The cache file is named by `what` (dataset, split, selection) and the network's
+  identity, and checked against a digest of the images themselves, so a changed dataset
+  or resize is extracted anew rather than read stale.
+  """
+  if network.cache_identity is None:
+    return network.extract(images)
+  digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+  path = (Path(cache_dir) if cache_dir else classifier.default_cache_dir()) / "features" / (
+      f"{what}-{network.cache_identity}-{digest}.npz")
+  if path.is_file():
+    with np.load(path) as cached:
+      return cached["features"], cached["probs"]
+  features, probs = network.extract(images)
+  logging.info("Caching the features of %s (%d images) in %s", what, len(images), path)
+  files.write_npz(path, {"features": features, "probs": probs, "mu": features.mean(0),
+                         "sigma": np.cov(features, rowvar=False)})
+  return features, probs
 
 
 def _pixels(images: np.ndarray) -> np.ndarray:
@@ -72,11 +114,13 @@ class DatasetEvaluator:
   config: ml_collections.ConfigDict  # the run's config
   train: data_lib.ImageDataset
   held_out: data_lib.ImageDataset
-  extract: FeatureExtractor
+  network: FeatureNetwork
   key: jax.Array
 
   def __post_init__(self):
-    self.held_out_features, self.held_out_probs = self.extract(self.held_out.images)
+    self.held_out_features, self.held_out_probs = _real_features(
+        self.network, self.held_out.images,
+        f"{self.held_out.name}-{self.config.eval.split}", self.config.eval.cache_dir)
     # Parzen: sigma chosen on one half of the held-out split, measured on the other.
     order = np.random.default_rng(0).permutation(len(self.held_out))
     half = len(order) // 2
@@ -87,11 +131,17 @@ class DatasetEvaluator:
 
   @property
   def classifier_accuracy(self) -> float | None:
-    return getattr(self.extract, "accuracy", None)
+    return self.network.accuracy
+
+  def _classes_are_the_datasets(self, probs: np.ndarray | None) -> bool:
+    """Whether the network classifies into this dataset's classes (the digit
+    classifier does, InceptionV3's 1008 ImageNet logits do not)."""
+    return probs is not None and probs.shape[1] == self.held_out.num_classes
 
   def features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(features, class probabilities) of uint8 images, or of float ones in [-1, 1]."""
-    return self.extract(images if images.dtype == np.uint8 else data_lib.to_uint8(images))
+    return self.network.extract(
+        images if images.dtype == np.uint8 else data_lib.to_uint8(images))
 
   def compare(self, images: np.ndarray,
               extracted: tuple[np.ndarray, np.ndarray | None] | None = None
@@ -104,14 +154,17 @@ class DatasetEvaluator:
                                     eval_config.kid_subsets, eval_config.kid_subset_size)
     precision, recall = metrics.precision_recall(self.held_out_features, features,
                                                  eval_config.pr_k)
+    density, coverage = metrics.density_coverage(self.held_out_features, features,
+                                                 eval_config.dc_k)
     result = {"fid": metrics.fid(features, self.held_out_features), "kid": kid_mean,
               "kid_std": kid_std, "precision": precision, "recall": recall,
-              "num_samples": len(images)}
+              "density": density, "coverage": coverage, "num_samples": len(images)}
     if probs is not None:
       score, score_std = metrics.inception_score(probs, eval_config.is_splits)
+      result.update(inception_score=score, inception_score_std=score_std)
+    if self._classes_are_the_datasets(probs):
       histogram = metrics.class_histogram(probs)
-      result.update(inception_score=score, inception_score_std=score_std,
-                    class_histogram=[round(float(h), 6) for h in histogram],
+      result.update(class_histogram=[round(float(h), 6) for h in histogram],
                     modes_covered=metrics.modes_covered(histogram))
     if eval_config.parzen:
       low, high = eval_config.parzen_sigma_range
@@ -130,31 +183,45 @@ class DatasetEvaluator:
   def real_floor(self) -> dict[str, Any]:
     """The metrics of real training images (as many as the samples) against held-out."""
     if self._floor is None:
-      self._floor = self.compare(self.train.images[self._floor_examples()])
+      images = self.train.images[self._floor_examples()]
+      self._floor = self.compare(images, _real_features(
+          self.network, images, f"{self.train.name}-train-floor{len(images)}",
+          self.config.eval.cache_dir))
     return self._floor
 
   def conditional_metrics(self, extracted: tuple[np.ndarray, np.ndarray | None],
                           labels: np.ndarray) -> dict[str, float]:
-    """For samples drawn for `labels`: `conditional_accuracy` (the share of class-c
-    samples the classifier reads as c, averaged over classes) and `intra_fid` (the mean
-    over classes of the FID between class-c samples and class-c held-out images), each
-    beside its real floor (real training images with their true labels)."""
-    if self.held_out.labels is None or self.held_out_probs is None:
+    """For samples drawn for `labels`: `intra_fid` (the mean over classes of the FID
+    between class-c samples and class-c held-out images) and, where the feature network
+    classifies into the dataset's classes, `conditional_accuracy` (the share of class-c
+    samples it reads as c, averaged over classes); each beside its real floor (real
+    training images with their true labels)."""
+    if self.held_out.labels is None:
       raise data_lib.DataError(
-          f"conditional metrics need a labelled held-out split and a feature network with "
-          f"class probabilities; {self.held_out.name!r} with {self.config.eval.features!r} "
-          "has not both")
-    scores = lambda extracted, labels: metrics.conditional_scores(
-        *extracted, labels, self.held_out_features, self.held_out.labels)
+          f"conditional metrics need a labelled held-out split; {self.held_out.name!r} "
+          "has no labels")
+    with_accuracy = self._classes_are_the_datasets(self.held_out_probs)
+
+    def scores(extracted, labels):
+      features, probs = extracted
+      if not with_accuracy:
+        probs = np.zeros((len(features), 1))
+      return metrics.conditional_scores(features, probs, labels, self.held_out_features,
+                                        self.held_out.labels)
+
     if self._conditional_floor is None:
       chosen = self._floor_examples()
-      self._conditional_floor = scores(self.features(self.train.images[chosen]),
-                                       self.train.labels[chosen])
+      images = self.train.images[chosen]
+      self._conditional_floor = scores(_real_features(
+          self.network, images, f"{self.train.name}-train-floor{len(images)}",
+          self.config.eval.cache_dir), self.train.labels[chosen])
     accuracy, fid = scores(extracted, labels)
     floor_accuracy, floor_fid = self._conditional_floor
-    return {"conditional_accuracy": accuracy, "intra_fid": fid,
-            "conditional_accuracy_real_floor": floor_accuracy,
-            "intra_fid_real_floor": floor_fid}
+    result = {"intra_fid": fid, "intra_fid_real_floor": floor_fid}
+    if with_accuracy:
+      result.update(conditional_accuracy=accuracy,
+                    conditional_accuracy_real_floor=floor_accuracy)
+    return result
 
 
 def create_dataset_evaluator(config: ml_collections.ConfigDict,
@@ -164,9 +231,9 @@ def create_dataset_evaluator(config: ml_collections.ConfigDict,
   `train_source`."""
   train = data_lib.load_source(config.data, train_source)
   held_out = data_lib.load_source(config.data, held_out_source)
-  extract = create_feature_extractor(config.eval, train, held_out)
+  network = create_feature_network(config.eval, train, held_out)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6576616C)  # "eval"
-  return DatasetEvaluator(config, train, held_out, extract, key)
+  return DatasetEvaluator(config, train, held_out, network, key)
 
 
 def with_floor(result: dict[str, Any], floor: dict[str, Any],
@@ -174,6 +241,7 @@ def with_floor(result: dict[str, Any], floor: dict[str, Any],
   """Adds the real floor (`fid_real_floor`, ...) and the classifier's accuracy."""
   names = {"fid": "fid_real_floor", "kid": "kid_real_floor",
            "precision": "precision_real_floor", "recall": "recall_real_floor",
+           "density": "density_real_floor", "coverage": "coverage_real_floor",
            "inception_score": "inception_score_real", "parzen_ll": "parzen_ll_real",
            "parzen_se": "parzen_se_real"}
   result = dict(result)

@@ -1,4 +1,4 @@
-"""Sample grids as PNG files, and the GIF of a run's grids."""
+"""Image files: sample grids as PNG, the GIF of a run's grids, and folders of images."""
 
 import math
 from collections.abc import Sequence
@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from gax import data as data_lib
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
@@ -43,3 +47,35 @@ def save_gif(frames: Sequence[Path], path: Path, frame_ms: int = 200) -> None:
   images[0].save(partial, format="GIF", save_all=True, append_images=images[1:],
                  duration=durations, loop=0)
   partial.replace(path)
+
+
+def image_files(folder: Path) -> list[Path]:
+  """The image files under `folder`, found recursively, in sorted order."""
+  return sorted(p for p in folder.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_folder(folder: Path) -> np.ndarray:
+  """Every image under `folder` as uint8 RGB [N, H, W, 3] (grey and RGBA converted as
+  PIL's convert("RGB") does, as pytorch-fid reads them). All must have one size: gax
+  does not resize them to a common one, which would change what is measured."""
+  paths = image_files(folder)
+  if not paths:
+    raise data_lib.DataError(f"folder {folder} holds no images (looked recursively for "
+                             f"{', '.join(IMAGE_SUFFIXES)})")
+  images, sizes = [], {}
+  for path in paths:
+    try:
+      with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as e:
+      raise data_lib.DataError(f"cannot read image {path}: {e}") from None
+    sizes.setdefault(pixels.shape[:2], []).append(path)
+    images.append(pixels)
+  if len(sizes) > 1:
+    shown = "; ".join(f"{h}x{w}: {len(p)} files, e.g. {p[0].name}"
+                      for (h, w), p in list(sizes.items())[:3])
+    raise data_lib.DataError(
+        f"folder {folder} holds images of {len(sizes)} sizes ({shown}); they are not "
+        "resized to one size: resize the files first")
+  return np.stack(images)

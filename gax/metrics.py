@@ -28,29 +28,30 @@ def feature_statistics(features: Array) -> tuple[Array, Array]:
   return mean, covariance
 
 
-def _sqrt_psd(matrix: Array) -> Array:
-  values, vectors = jnp.linalg.eigh((matrix + matrix.T) / 2)
-  return (vectors * jnp.sqrt(jnp.clip(values, 0.0))) @ vectors.T
+def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
+  values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+  return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
-@jax.jit
-def frechet_distance(mean1: Array, cov1: Array, mean2: Array, cov2: Array) -> Array:
+def frechet_distance(mean1, cov1, mean2, cov2) -> float:
   """||m1 - m2||^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)) between two Gaussians.
 
   tr((C1 C2)^(1/2)) is computed as tr((S C2 S)^(1/2)) with S = C1^(1/2): the same
-  eigenvalues, but of a symmetric matrix, so it stays real and stable.
+  eigenvalues, but of a symmetric matrix, so it stays real and stable. In float64 on the
+  host, as pytorch-fid computes it: in float32 the square roots of a rank-deficient
+  covariance's rounding noise add up over thousands of dimensions.
   """
+  mean1, cov1, mean2, cov2 = (np.asarray(x, np.float64) for x in (mean1, cov1, mean2, cov2))
   root1 = _sqrt_psd(cov1)
   middle = root1 @ cov2 @ root1
-  trace_sqrt = jnp.sqrt(jnp.clip(jnp.linalg.eigvalsh((middle + middle.T) / 2), 0.0)).sum()
-  return (jnp.sum((mean1 - mean2) ** 2) + jnp.trace(cov1) + jnp.trace(cov2)
-          - 2.0 * trace_sqrt)
+  trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)).sum()
+  return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2)
+               - 2.0 * trace_sqrt)
 
 
 def fid(features1: Array, features2: Array) -> float:
   """Fréchet distance between the Gaussians fitted to two feature sets."""
-  return float(frechet_distance(*feature_statistics(features1),
-                                *feature_statistics(features2)))
+  return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
 
 
 def conditional_scores(features: np.ndarray, probs: np.ndarray, labels: np.ndarray,
@@ -141,6 +142,31 @@ def precision_recall(real: Array, fake: Array, k: int = 3,
   precision = _share_inside(fake, real, _kth_neighbour_radii(real, k, block), block)
   recall = _share_inside(real, fake, _kth_neighbour_radii(fake, k, block), block)
   return precision, recall
+
+
+def density_coverage(real: Array, fake: Array, k: int = 5,
+                     block: int = 2048) -> tuple[float, float]:
+  """Density and coverage (Naeem et al., 2020) with k-NN balls around the real samples.
+
+  Density: the mean number of real balls each fake sample falls in, over k (about 1 when
+  both sets come from one distribution, above 1 where fakes crowd dense real regions);
+  coverage: the share of real balls holding at least one fake sample. A point lies in a
+  ball when strictly closer than its radius, as in the authors' code (so a set against
+  itself has density and coverage 1).
+  """
+  # Distances come from |a|^2 + |b|^2 - 2ab; centring on the real mean keeps them from
+  # cancelling away where the points sit far from the origin.
+  centre = np.asarray(real, np.float64).mean(axis=0)
+  real = jnp.asarray(np.asarray(real, np.float64) - centre, jnp.float32)
+  fake = jnp.asarray(np.asarray(fake, np.float64) - centre, jnp.float32)
+  radii = _kth_neighbour_radii(real, k, block)
+  balls_per_fake = jnp.zeros(len(fake), jnp.int32)
+  covered = jnp.zeros(len(real), bool)
+  for rows in _blocks(len(real), block):
+    inside = _squared_distances(real[rows], fake) < radii[rows, None]  # [rows, fakes]
+    balls_per_fake = balls_per_fake + inside.sum(axis=0)
+    covered = covered.at[rows].set(jnp.any(inside, axis=1))
+  return float(balls_per_fake.mean() / k), float(covered.mean())
 
 
 def inception_score(probs: Array, num_splits: int = 10) -> tuple[float, float]:

@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # (config file[:arg], {field: value}, part of the message)
@@ -127,7 +129,54 @@ def command_line_cases(scratch: Path) -> list[tuple[str, list[str]]]:
       ("gax.main --population with a missing file",
        [*main, "--config=configs/dcgan_mnist.py", work, f"--population={scratch / 'p.json'}"]),
   ]
-  return cases
+  return cases + fid_cases(scratch)
+
+
+def fid_cases(scratch: Path) -> list[tuple[str, list[str]]]:
+  """gax.fid's bad input: weight files, folders, .npz files."""
+  import test_inception  # noqa: PLC0415 (test helpers: only this table needs them)
+  import torch_files  # noqa: PLC0415
+  from PIL import Image  # noqa: PLC0415
+
+  rng = np.random.default_rng(0)
+  folders = {name: scratch / "fid" / name for name in ("good", "empty", "mixed")}
+  for folder in folders.values():
+    folder.mkdir(parents=True, exist_ok=True)
+  for i, size in enumerate((12, 12, 9)):
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), np.uint8)).save(
+        folders["mixed"] / f"{i}.png")
+    if size == 12:
+      Image.fromarray(rng.integers(0, 256, (12, 12, 3), np.uint8)).save(
+          folders["good"] / f"{i}.jpg")
+  weights = scratch / "fid" / "random.pth"
+  tensors = test_inception.random_state_dict()
+  torch_files.save_zip(weights, tensors)
+  tensors["fc.weight"] = np.zeros((1000, 2048), np.float32)
+  torch_files.save_zip(scratch / "fid" / "other.pth", tensors)
+  payload = weights.read_bytes()
+  (scratch / "fid" / "cut.pth").write_bytes(payload[:len(payload) // 3])
+  np.savez(scratch / "fid" / "nokeys.npz", pixels=np.zeros((3, 8, 8, 3), np.uint8))
+  np.savez(scratch / "fid" / "s64.npz", mu=np.zeros(64), sigma=np.eye(64))
+  np.savez(scratch / "fid" / "s32.npz", mu=np.zeros(32), sigma=np.eye(32))
+  fid = [sys.executable, "-m", "gax.fid"]
+  good = str(folders["good"])
+  with_weights = f"--weights={weights}"
+  return [
+      ("gax.fid with a weight file of another network",
+       [*fid, good, good, f"--weights={scratch / 'fid' / 'other.pth'}"]),
+      ("gax.fid with a truncated weight file",
+       [*fid, good, good, f"--weights={scratch / 'fid' / 'cut.pth'}"]),
+      ("gax.fid without a weight file", [*fid, good, good]),
+      ("gax.fid on an empty folder", [*fid, str(folders["empty"]), good, with_weights]),
+      ("gax.fid on a folder of mixed image sizes",
+       [*fid, str(folders["mixed"]), good, with_weights]),
+      ("gax.fid on an .npz without the expected keys",
+       [*fid, str(scratch / "fid" / "nokeys.npz"), good, with_weights]),
+      ("gax.fid on statistics of different dimensions",
+       [*fid, str(scratch / "fid" / "s64.npz"), str(scratch / "fid" / "s32.npz")]),
+      ("gax.fid on a path that does not exist", [*fid, str(scratch / "none"), good]),
+      ("gax.fid with one path", [*fid, good]),
+  ]
 
 
 def main():

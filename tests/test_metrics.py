@@ -31,6 +31,14 @@ def test_fid_of_identical_feature_sets_is_zero():
   assert abs(metrics.fid(features, features)) < 1e-3 * np.trace(np.cov(features.T))
 
 
+def test_fid_of_identical_sets_with_fewer_samples_than_dimensions_is_zero():
+  # A rank-11 covariance in 2048 dimensions: float32 rounding noise in the square roots
+  # would add up to a large negative FID; float64 keeps it at rounding level.
+  features = np.random.default_rng(0).normal(size=(12, 2048)).astype(np.float32)
+  trace = float(np.trace(np.asarray(metrics.feature_statistics(features)[1])))
+  assert abs(metrics.fid(features, features)) < 1e-5 * trace
+
+
 def test_frechet_distance_of_two_gaussians_matches_the_closed_form():
   # Diagonal covariances commute: d = |m1 - m2|^2 + sum_i (sqrt(a_i) - sqrt(b_i))^2.
   rng = np.random.default_rng(1)
@@ -96,6 +104,44 @@ def test_precision_and_recall_separate_quality_from_coverage():
   corner = real[np.argsort(real[:, 0])[:100]]
   precision, recall = metrics.precision_recall(real, np.tile(corner, (10, 1)))
   assert precision > 0.9 and recall < 0.3
+
+
+def _numpy_density_coverage(real: np.ndarray, fake: np.ndarray, k: int):
+  """Naeem et al.'s definitions, as their reference code (clovaai/prdc) computes them."""
+  real, fake = real.astype(np.float64), fake.astype(np.float64)
+  real_to_real = np.linalg.norm(real[:, None] - real[None], axis=-1)
+  radii = np.sort(real_to_real, axis=1)[:, k]  # [:, 0] is the point itself
+  real_to_fake = np.linalg.norm(real[:, None] - fake[None], axis=-1)
+  density = (real_to_fake < radii[:, None]).sum(axis=0).mean() / k
+  coverage = (real_to_fake.min(axis=1) < radii).mean()
+  return density, coverage
+
+
+def test_density_and_coverage_match_a_numpy_reference_on_random_features():
+  real = _correlated_features(0, 300, 16)
+  fake = _correlated_features(1, 250, 16, shift=0.3) * 1.2
+  expected = _numpy_density_coverage(real, fake, k=5)
+  np.testing.assert_allclose(metrics.density_coverage(real, fake, k=5), expected,
+                             rtol=1e-6)
+  np.testing.assert_allclose(metrics.density_coverage(real, fake, k=5, block=64),
+                             expected, rtol=1e-6)  # row blocks change nothing
+
+
+@pytest.mark.parametrize("k", [5, 50])
+def test_density_and_coverage_of_a_set_against_itself_are_one(k):
+  features = _correlated_features(0, 500, 16)
+  assert metrics.density_coverage(features, features, k) == pytest.approx((1.0, 1.0))
+
+
+def test_density_and_coverage_of_a_large_set_against_a_fresh_draw_are_near_one():
+  density, coverage = metrics.density_coverage(_correlated_features(0, 3000, 8),
+                                               _correlated_features(1, 3000, 8), k=50)
+  assert abs(density - 1.0) < 0.05 and coverage > 0.97
+
+
+def test_density_and_coverage_of_far_apart_sets_are_zero():
+  real = _correlated_features(0, 300, 16)
+  assert metrics.density_coverage(real, real + 100.0, k=5) == (0.0, 0.0)
 
 
 def test_inception_score_is_the_number_of_classes_for_confident_uniform_predictions():
