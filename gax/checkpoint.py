@@ -147,11 +147,18 @@ class Checkpointer:
 
   def close(self) -> None:
     self.wait()
-    self.manager.close()
+    try:  # closing finishes a save still in flight, which may fail as well
+      self.manager.close()
+    except Exception as e:  # noqa: BLE001
+      raise self._save_error(e) from None
 
   def _save_error(self, error: Exception) -> "SaveError":
-    for unfinished in self.directory.glob("*.orbax-checkpoint-tmp*"):
-      shutil.rmtree(unfinished, ignore_errors=True)
+    try:
+      unfinished = list(self.directory.glob("*.orbax-checkpoint-tmp*"))
+    except OSError:  # the directory itself is gone or is no directory
+      unfinished = []
+    for path in unfinished:
+      shutil.rmtree(path, ignore_errors=True)
     return SaveError(error, self.directory)
 
 
