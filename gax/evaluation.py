@@ -127,6 +127,7 @@ class DatasetEvaluator:
     self._parzen_validation = _pixels(self.held_out.images[order[:half]])
     self._parzen_test = _pixels(self.held_out.images[order[half:]])
     self._floor = None
+    self._floor_extracted = None
     self._conditional_floor = None
 
   @property
@@ -180,13 +181,20 @@ class DatasetEvaluator:
     count = min(self.config.eval.num_samples, len(self.train))
     return np.random.default_rng(1).permutation(len(self.train))[:count]
 
+  def _floor_features(self) -> tuple[np.ndarray, np.ndarray | None]:
+    """(features, probabilities) of the floor's training images, extracted once."""
+    if self._floor_extracted is None:
+      images = self.train.images[self._floor_examples()]
+      self._floor_extracted = _real_features(
+          self.network, images, f"{self.train.name}-train-floor{len(images)}",
+          self.config.eval.cache_dir)
+    return self._floor_extracted
+
   def real_floor(self) -> dict[str, Any]:
     """The metrics of real training images (as many as the samples) against held-out."""
     if self._floor is None:
-      images = self.train.images[self._floor_examples()]
-      self._floor = self.compare(images, _real_features(
-          self.network, images, f"{self.train.name}-train-floor{len(images)}",
-          self.config.eval.cache_dir))
+      self._floor = self.compare(self.train.images[self._floor_examples()],
+                                 self._floor_features())
     return self._floor
 
   def conditional_metrics(self, extracted: tuple[np.ndarray, np.ndarray | None],
@@ -210,11 +218,8 @@ class DatasetEvaluator:
                                         self.held_out.labels)
 
     if self._conditional_floor is None:
-      chosen = self._floor_examples()
-      images = self.train.images[chosen]
-      self._conditional_floor = scores(_real_features(
-          self.network, images, f"{self.train.name}-train-floor{len(images)}",
-          self.config.eval.cache_dir), self.train.labels[chosen])
+      self._conditional_floor = scores(self._floor_features(),
+                                       self.train.labels[self._floor_examples()])
     accuracy, fid = scores(extracted, labels)
     floor_accuracy, floor_fid = self._conditional_floor
     result = {"intra_fid": fid, "intra_fid_real_floor": floor_fid}

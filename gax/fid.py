@@ -169,10 +169,8 @@ def compare(set_a: FeatureSet, set_b: FeatureSet, chosen: list[str]) -> dict:
     if not with_images:
       raise data_lib.DataError("--metrics=is needs images, and both paths hold statistics")
     for name, feature_set in with_images:
-      logits = feature_set.logits.astype(np.float64)
-      probs = np.exp(logits - logits.max(axis=1, keepdims=True))
       result[f"is_{name}"], result[f"is_{name}_std"] = metrics.inception_score(
-          probs / probs.sum(axis=1, keepdims=True), FLAGS.is_splits)
+          inception.probabilities(feature_set.logits), FLAGS.is_splits)
   return result
 
 

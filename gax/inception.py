@@ -265,6 +265,11 @@ class InceptionFeatures:
 
   def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     features, logits = self.features_and_logits(images)
-    logits = logits.astype(np.float64)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return features, probs / probs.sum(axis=1, keepdims=True)
+    return features, probabilities(logits)
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+  """Softmax over the 1008 logits in float64 (what the Inception Score reads)."""
+  logits = logits.astype(np.float64)
+  probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+  return probs / probs.sum(axis=1, keepdims=True)

@@ -129,11 +129,12 @@ def command_line_cases(scratch: Path) -> list[tuple[str, list[str]]]:
       ("gax.main --population with a missing file",
        [*main, "--config=configs/dcgan_mnist.py", work, f"--population={scratch / 'p.json'}"]),
   ]
-  return cases + fid_cases(scratch)
+  return cases + [(what, argv) for what, argv, _ in fid_cases(scratch)]
 
 
-def fid_cases(scratch: Path) -> list[tuple[str, list[str]]]:
-  """gax.fid's bad input: weight files, folders, .npz files."""
+def fid_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
+  """gax.fid's bad input (weight files, folders, .npz files): (what, argv, part of the
+  message); `tests/test_fid.py` checks each message."""
   import test_inception  # noqa: PLC0415 (test helpers: only this table needs them)
   import torch_files  # noqa: PLC0415
   from PIL import Image  # noqa: PLC0415
@@ -161,23 +162,32 @@ def fid_cases(scratch: Path) -> list[tuple[str, list[str]]]:
   fid = [sys.executable, "-m", "gax.fid"]
   good = str(folders["good"])
   with_weights = f"--weights={weights}"
+  stats64, stats32 = str(scratch / "fid" / "s64.npz"), str(scratch / "fid" / "s32.npz")
   return [
       ("gax.fid with a weight file of another network",
-       [*fid, good, good, f"--weights={scratch / 'fid' / 'other.pth'}"]),
+       [*fid, good, good, f"--weights={scratch / 'fid' / 'other.pth'}"],
+       "is not pytorch-fid's InceptionV3: fc.weight has shape (1000, 2048)"),
       ("gax.fid with a truncated weight file",
-       [*fid, good, good, f"--weights={scratch / 'fid' / 'cut.pth'}"]),
-      ("gax.fid without a weight file", [*fid, good, good]),
-      ("gax.fid on an empty folder", [*fid, str(folders["empty"]), good, with_weights]),
+       [*fid, good, good, f"--weights={scratch / 'fid' / 'cut.pth'}"],
+       "is truncated or not a PyTorch state dict"),
+      ("gax.fid without a weight file", [*fid, good, good], "needs a weight file"),
+      ("gax.fid on an empty folder", [*fid, str(folders["empty"]), good, with_weights],
+       "holds no images"),
       ("gax.fid on a folder of mixed image sizes",
-       [*fid, str(folders["mixed"]), good, with_weights]),
+       [*fid, str(folders["mixed"]), good, with_weights],
+       "holds images of 2 sizes (12x12: 2 files, e.g. 0.png; 9x9: 1 files, e.g. 2.png); "
+       "they are not resized"),
       ("gax.fid on an .npz without the expected keys",
-       [*fid, str(scratch / "fid" / "nokeys.npz"), good, with_weights]),
-      ("gax.fid on statistics of different dimensions",
-       [*fid, str(scratch / "fid" / "s64.npz"), str(scratch / "fid" / "s32.npz")]),
-      ("gax.fid on a path that does not exist", [*fid, str(scratch / "none"), good]),
-      ("gax.fid with one path", [*fid, good]),
+       [*fid, str(scratch / "fid" / "nokeys.npz"), good, with_weights],
+       "holds ['pixels']; an .npz must hold 'images'"),
+      ("gax.fid on statistics of different dimensions", [*fid, stats64, stats32],
+       "statistics of different dimensions"),
+      ("gax.fid --metrics=kid on statistics without features",
+       [*fid, stats64, stats64, "--metrics=kid"], "needs features"),
+      ("gax.fid on a path that does not exist", [*fid, str(scratch / "none"), good],
+       "does not exist"),
+      ("gax.fid with one path", [*fid, good], "takes two paths"),
   ]
-
 
 def main():
   with tempfile.TemporaryDirectory() as scratch:

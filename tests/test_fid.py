@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bad_input_cases
 import numpy as np
 import pytest
 import test_inception
@@ -100,35 +101,10 @@ def test_two_gaussians_given_as_statistics_give_the_closed_form(tmp_path):
   assert result["num_a"] is None and result["weights_sha256"] is None
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path, weights):
-  rng = np.random.default_rng(3)
-  good = write_folder(tmp_path / "good", rng.integers(0, 256, (4, 12, 12, 3), np.uint8))
-  (tmp_path / "empty" / "sub").mkdir(parents=True)
-  mixed = write_folder(tmp_path / "mixed", rng.integers(0, 256, (2, 12, 12, 3), np.uint8))
-  Image.fromarray(rng.integers(0, 256, (9, 9, 3), np.uint8)).save(mixed / "odd.jpg")
-  np.savez(tmp_path / "nokeys.npz", pixels=np.zeros((3, 8, 8, 3), np.uint8))
-  np.savez(tmp_path / "s64.npz", mu=np.zeros(64), sigma=np.eye(64))
-  np.savez(tmp_path / "s32.npz", mu=np.zeros(32), sigma=np.eye(32))
-  other_network = test_inception.random_state_dict()
-  other_network["fc.weight"] = np.zeros((1000, 2048), np.float32)
-  torch_files.save_zip(tmp_path / "resnet.pth", other_network)
-  payload = weights.read_bytes()
-  (tmp_path / "cut.pth").write_bytes(payload[:len(payload) // 3])
-
-  assert "holds no images" in refusal(gax_fid(tmp_path / "empty", good, weights=weights))
-  assert "holds images of 2 sizes" in refusal(gax_fid(mixed, good, weights=weights))
-  assert "they are not resized" in refusal(gax_fid(mixed, good, weights=weights))
-  assert "holds ['pixels']; an .npz must hold 'images'" in refusal(
-      gax_fid(tmp_path / "nokeys.npz", good, weights=weights))
-  assert "statistics of different dimensions" in refusal(
-      gax_fid(tmp_path / "s64.npz", tmp_path / "s32.npz"))
-  assert "is not pytorch-fid's InceptionV3" in refusal(
-      gax_fid(good, good, weights=tmp_path / "resnet.pth"))
-  assert "is truncated or not a PyTorch state dict" in refusal(
-      gax_fid(good, good, weights=tmp_path / "cut.pth"))
-  assert "needs a weight file" in refusal(gax_fid(good, good))
-  assert "needs features" in refusal(gax_fid(tmp_path / "s64.npz", tmp_path / "s64.npz",
-                                             "--metrics=kid"))
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+  for what, argv, message in bad_input_cases.fid_cases(tmp_path):
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert message in refusal(run), what
 
 
 def test_an_evaluation_in_inception_features_caches_its_reference(tmp_path, weights,
