@@ -69,6 +69,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.steps_per_dispatch = 1  # > 1: that many steps per compiled call (lax.scan)
   config.dtype = "float32"  # compute dtype; params and losses stay float32
   config.num_devices = 0  # 0: all local devices
+  # The devices as a `member` × `data` mesh: a population's members are split over the
+  # `member` rows, each model's batch over a row's `data` devices (0: all of the row).
+  config.mesh = ml_collections.ConfigDict(dict(members=1, data=0))
   # A population's step: "vmap", "unroll" (members side by side), "auto" (unroll on CPU)
   config.population_step = "auto"
   config.log_every = 50
@@ -223,6 +226,9 @@ RULES = [
     ("d_steps", _at_least(1), "must be >= 1"),
     ("steps_per_dispatch", _at_least(1), "must be >= 1"),
     ("num_devices", _at_least(0), "must be >= 0 (0: all local devices)"),
+    ("mesh.members", _at_least(1), "must be >= 1 (mesh rows, each training its own "
+     "members of a population)"),
+    ("mesh.data", _at_least(0), "must be >= 0 (devices per mesh row; 0: all the rest)"),
     ("optimizer.learning_rate", _positive, "must be > 0"),
     ("optimizer.g_learning_rate", lambda v: v is None or _positive(v), "must be > 0"),
     ("optimizer.d_learning_rate", lambda v: v is None or _positive(v), "must be > 0"),

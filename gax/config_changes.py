@@ -28,7 +28,7 @@ STATE_FIELDS = ("variant", "dataset", "dataset_b", "model", "data.image_size",
 # Fields that leave the optimisation as it is.
 SAFE_FIELDS = ("num_train_steps", "log_every", "sample_every", "checkpoint_every",
                "keep_checkpoints", "eval_every", "eval", "num_samples",
-               "steps_per_dispatch", "num_devices", "population_step", "nan_policy",
+               "steps_per_dispatch", "num_devices", "mesh", "population_step", "nan_policy",
                "inject_nan_at_step", "data.on_device", "data.max_device_bytes",
                "data.data_dir", "resume")
 HISTORY_FILE = "config_history.jsonl"

@@ -118,22 +118,46 @@ def member(tree: Any, index: int) -> Any:
 @dataclasses.dataclass
 class PopulationExperiment(train.Experiment):
   """The experiment of `members` models stacked: keys, hparams and train state carry a
-  leading member axis; the data is shared."""
+  leading member axis; the data is shared. On a mesh of several `member` rows the
+  stacked state is split along it, and each row runs its own members' steps."""
 
   members: tuple[ml_collections.ConfigDict, ...] = ()
 
+  @property
+  def mesh_rows(self) -> int:
+    return self.mesh.shape["member"]
+
+  def state_sharding(self):
+    return sharding.member_sharding(self.mesh) if self.mesh_rows > 1 else self.replicated
+
+  def metrics_sharding(self):  # [steps, member]
+    return sharding.member_sharding(self.mesh, 1) if self.mesh_rows > 1 else self.replicated
+
   def initial_state(self):
     return jax.jit(lambda: jax.vmap(self.create_state)(self.keys, self.hparams),
-                   out_shardings=self.replicated)()
+                   out_shardings=self.state_sharding())()
 
   def update_fn(self):
     # The dataset is shared; host batches come one set per member.
-    return batched(super().update_fn(), len(self.members), self.batches.on_device,
+    shared_data = self.batches.on_device
+    rows = self.mesh_rows
+    step = batched(super().update_fn(), len(self.members) // rows, shared_data,
                    vectorizes(self.config))
+    if rows == 1:
+      return step
+    # Each mesh row steps its own block of members: the program is local along
+    # `member` by construction, and only a row's `data` devices work together.
+    member_spec = jax.sharding.PartitionSpec("member")
+    return jax.shard_map(
+        step, mesh=self.mesh, axis_names={"member"},
+        in_specs=(member_spec, jax.sharding.PartitionSpec() if shared_data else member_spec),
+        out_specs=member_spec)
 
   def data_sharding(self):
-    return self.replicated if self.batches.on_device else sharding.batch_sharding(
-        self.mesh, 3)
+    if self.batches.on_device:
+      return self.replicated
+    # [step, member, d step, batch, ...]
+    return sharding.batch_sharding(self.mesh, 3, 1 if self.mesh_rows > 1 else None)
 
   def host_batches(self, step: int, count: int):
     """[count, member, ...]: each member's batches in its own order."""
@@ -148,14 +172,24 @@ class PopulationExperiment(train.Experiment):
   def sample(self, params, batch_stats, inputs):
     return jax.vmap(self.variant.sample)(params, batch_stats, inputs)
 
+  def state_bytes_per_device(self, state_bytes: int) -> int:
+    return state_bytes // self.mesh_rows
+
+  def checkpoint_like(self, state):
+    """One member's slice of the stacked state's shapes, replicated: what each member's
+    own checkpoint restores into, on whatever mesh this run has."""
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype,
+                                                          sharding=self.replicated), state)
+
 
 def create_experiment(config: ml_collections.ConfigDict,
                       members: list[ml_collections.ConfigDict]) -> PopulationExperiment:
   """The single-run experiment of `config`, stacked over the members' keys and hparams."""
-  single = train.create_experiment(config)
+  single = train.create_experiment(config, num_members=len(members))
   for member_config in members:
-    variants.validate(member_config, single.mesh.devices.size)
-  logging.info("A population of %d models, one compiled program", len(members))
+    variants.validate(member_config, single.mesh.shape["data"])
+  logging.info("A population of %d models, one compiled program; %d per mesh row",
+               len(members), len(members) // single.mesh.shape["member"])
   experiment = PopulationExperiment(
       config, single.mesh, single.batches, single.variant,
       stack([train.stream_keys(m.seed) for m in members]),
@@ -175,8 +209,9 @@ class PopulationOutputs:
       run.check_resumable()
 
   def restore(self, like):
-    """Every member's newest intact checkpoint of one common step, or None."""
-    one = member(like, 0)
+    """Every member's newest intact checkpoint of one common step, or None. `like` is
+    one member's state (shapes and shardings)."""
+    one = like
     latest = [run.restore(one) for run in self.members]
     steps = [0 if state is None else int(state["step"]) for state in latest]
     if min(steps) == max(steps):

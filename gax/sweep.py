@@ -7,8 +7,10 @@ skips finished trials and resumes unfinished ones; `--dry_run` prints those comm
 a cluster scheduler instead. With `--population`, trials that differ only in seed and
 continuous hyperparameters run as one vmapped `gax.main --population` process each
 (`DIR/population_NNN/` holds its member list and log), still writing one workdir per
-trial. At the end, DIR/summary.csv and DIR/summary.md hold one row per trial: its
-overrides, final losses and the latest evaluation when there is one.
+trial. `--launcher=slurm` submits the jobs to SLURM as one array job through submitit
+instead (gax/slurm.py; `--slurm.KEY=VALUE` are its options) and waits for them. At the
+end, DIR/summary.csv and DIR/summary.md hold one row per trial: its overrides, final
+losses and the latest evaluation when there is one.
 """
 
 import csv
@@ -26,7 +28,7 @@ from typing import Any
 
 from absl import app, flags, logging
 
-from gax import cli, config_base, files, population, train, variants, writers
+from gax import cli, config_base, files, population, slurm, train, variants, writers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file, optionally with :arg.")
@@ -36,7 +38,11 @@ flags.DEFINE_integer("parallel", 1, "Trials run at once (on GPUs: one GPU each).
 flags.DEFINE_bool("dry_run", False, "Print one command per job and run nothing.")
 flags.DEFINE_bool("population", False, "Train trials that differ only in seed and "
                   "continuous hyperparameters as one vmapped program.")
+flags.DEFINE_enum("launcher", "local", ["local", "slurm"], "Where jobs run: here, as "
+                  "processes, or on SLURM through submitit (options: --slurm.KEY=VALUE).")
 flags.mark_flags_as_required(["config", "sweep", "workdir"])
+# The --slurm.KEY=VALUE options of this command line (see gax/slurm.py).
+SLURM_OPTIONS: dict[str, Any] = {}
 
 SUMMARY_METRICS = ("d_loss", "g_loss")
 
@@ -140,14 +146,23 @@ def population_jobs(config_arg: str, workdir: Path, trials: list[tuple[str, dict
 
 
 def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
-              dry_run: bool = False, as_populations: bool = False) -> list[dict]:
+              dry_run: bool = False, as_populations: bool = False, launcher: str = "local",
+              slurm_options: dict[str, Any] | None = None) -> list[dict]:
   """Runs every trial of the sweep file (skipping finished ones) and writes the summary.
 
   `as_populations`: trials that differ only in seed and continuous hyperparameters
-  (population.population_fields) train together as one compiled program.
+  (population.population_fields) train together as one compiled program. `launcher`:
+  "local" runs `parallel` jobs at a time as processes here; "slurm" submits them all
+  through submitit with `slurm_options` and waits for them.
   """
   if parallel < 1:
     raise config_base.ConfigError(f"--parallel={parallel} must be >= 1 (trials at once)")
+  slurm_options = slurm_options or {}
+  if launcher == "slurm":
+    slurm.executor_parameters(slurm_options)  # a bad option is refused before any job
+  elif slurm_options:
+    raise config_base.ConfigError(
+        f"{slurm.PREFIX}{next(iter(slurm_options))}: SLURM options need --launcher=slurm")
   path, _, arg = config_arg.partition(":")
   workdir = Path(workdir)
   trials = []
@@ -170,35 +185,74 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
     for _, command, _ in jobs:
       print(shlex.join(command))
     return []
-  pending = [(job, command) for job, command, names in jobs
+  pending = [(job, command, names) for job, command, names in jobs
              if not all(is_finished(workdir / n, steps[n]) for n in names)]
-  logging.info("Sweep of %d trials in %d jobs: %d finished already, %d to run, %d at a "
-               "time", len(trials), len(jobs), len(jobs) - len(pending), len(pending),
-               parallel)
+  logging.info("Sweep of %d trials in %d jobs: %d finished already, %d to run, %s",
+               len(trials), len(jobs), len(jobs) - len(pending), len(pending),
+               "on SLURM" if launcher == "slurm" else f"{parallel} at a time")
   workdir.mkdir(parents=True, exist_ok=True)
-  running, failed = {}, []
   with train.StopSignals() as stop:
-    while pending or running:
-      if stop.received:
-        _stop_trials(running, stop.received)
-        break
-      _start_trials(pending, running, parallel, workdir)
-      time.sleep(0.2)
-      for process in [p for p in running if p.poll() is not None]:
-        _, name, log = running.pop(process)
-        log.close()
-        if process.returncode != 0:
-          failed.append((workdir / name, process.returncode))
+    if launcher == "slurm":
+      failed = _run_on_slurm(pending, workdir, slurm_options, steps, stop)
+    else:
+      failed = _run_here(pending, workdir, parallel, stop)
   rows = summarize(workdir, [(name, overrides) for name, overrides, _ in trials])
   write_summary(workdir, rows)
-  if stop.received:
-    logging.warning("Stopped by %s: the running trials checkpointed and stopped; %d not "
-                    "started. Run the same command again to continue.", stop.received,
-                    len(pending))
-  elif failed:
-    raise TrialsFailed("jobs failed: " + ", ".join(
-        f"{w} (exit {rc}, see its log.txt)" for w, rc in failed))
+  if failed and not stop.received:
+    raise TrialsFailed("jobs failed: " + ", ".join(f"{w} ({why})" for w, why in failed))
   return rows
+
+
+def _run_here(pending: list, workdir: Path, parallel: int, stop: train.StopSignals
+              ) -> list[tuple[Path, str]]:
+  """Runs the pending jobs as processes, `parallel` at a time; returns the failed ones.
+  A stop signal passes on to the running ones, which checkpoint and exit."""
+  pending = [(job, command) for job, command, _ in pending]
+  running, failed = {}, []
+  while pending or running:
+    if stop.received:
+      _stop_trials(running, stop.received)
+      logging.warning("Stopped by %s: the running trials checkpointed and stopped; %d not "
+                      "started. Run the same command again to continue.", stop.received,
+                      len(pending))
+      break
+    _start_trials(pending, running, parallel, workdir)
+    time.sleep(0.2)
+    for process in [p for p in running if p.poll() is not None]:
+      _, name, log = running.pop(process)
+      log.close()
+      if process.returncode != 0:
+        failed.append((workdir / name, f"exit {process.returncode}, see its log.txt"))
+  return failed
+
+
+def _run_on_slurm(pending: list, workdir: Path, options: dict[str, Any],
+                  steps: dict[str, int], stop: train.StopSignals) -> list[tuple[Path, str]]:
+  """Submits the pending jobs as one array job and waits for them; returns the failed
+  ones. A stop signal ends the wait only: the jobs go on on the cluster."""
+  if not pending:
+    return []
+  executor = slurm.create_executor(workdir / "slurm", options)
+  with executor.batch():
+    submitted = [(job, executor.submit(slurm.TrialJob(
+        command, workdir / job / "log.txt", [workdir / n for n in names],
+        {n: steps[n] for n in names}))) for job, command, names in pending]
+  logging.info("Submitted %d jobs through submitit: %s", len(submitted),
+               ", ".join(f"{job} as {handle.job_id}" for job, handle in submitted))
+  while not all(handle.done() for _, handle in submitted):
+    if stop.received:
+      logging.warning("Stopped by %s: the jobs go on (%s); cancel them with scancel, or "
+                      "run the same command again when they end for the summary.",
+                      stop.received, " ".join(handle.job_id for _, handle in submitted))
+      return []
+    time.sleep(1.0)
+  failed = []
+  for job, handle in submitted:
+    try:
+      handle.result()
+    except Exception as e:  # noqa: BLE001 (submitit re-raises the job's own error)
+      failed.append((workdir / job, str(e).strip().splitlines()[-1][:300]))
+  return failed
 
 
 def _start_trials(pending: list, running: dict, parallel: int, workdir: Path) -> None:
@@ -239,10 +293,21 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
     cli.run_command(lambda: run_sweep(FLAGS.config, FLAGS.sweep, FLAGS.workdir,
-                                      FLAGS.parallel, FLAGS.dry_run, FLAGS.population))
+                                      FLAGS.parallel, FLAGS.dry_run, FLAGS.population,
+                                      FLAGS.launcher, SLURM_OPTIONS))
   except TrialsFailed as e:
     cli.fail(str(e), exit_code=1)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flags, with the `--slurm.KEY=VALUE` options taken out first."""
+  try:
+    argv, options = slurm.split_options(argv)
+  except config_base.ConfigError as e:
+    cli.fail(str(e))
+  SLURM_OPTIONS.update(options)
+  return cli.parse_flags(argv)
+
+
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  app.run(main, flags_parser=parse_flags)

@@ -85,6 +85,21 @@ class Experiment:
   def replicated(self):
     return sharding.replicated(self.mesh)
 
+  def state_sharding(self):
+    """How the train state lies on the mesh: replicated (a population on several mesh
+    rows splits it along `member`)."""
+    return self.replicated
+
+  def metrics_sharding(self):
+    return self.replicated
+
+  def state_bytes_per_device(self, state_bytes: int) -> int:
+    return state_bytes
+
+  def checkpoint_like(self, state):
+    """What the run's checkpoints restore into: the state itself."""
+    return state
+
   def optimizers(self, hparams=None) -> dict[str, optax.GradientTransformation]:
     return optim.create_optimizers(self.config, hparams)
 
@@ -92,9 +107,9 @@ class Experiment:
     return create_train_state(self.variant, self.optimizers(), keys, hparams)
 
   def initial_state(self) -> update_lib.TrainState:
-    """A fresh train state, created directly with its (replicated) sharding."""
+    """A fresh train state, created directly with its sharding."""
     return jax.jit(lambda: self.create_state(self.keys, self.hparams),
-                   out_shardings=self.replicated)()
+                   out_shardings=self.state_sharding())()
 
   def update_fn(self) -> update_lib.StepFn:
     """One step, (state, data) -> (state, metrics), uncompiled."""
@@ -102,9 +117,8 @@ class Experiment:
     update = update_lib.make_update_fn(self.variant, self.optimizers, config.d_steps,
                                        config.nan_policy, config.inject_nan_at_step,
                                        config.g_step_fake)
-    batch_sharding = sharding.batch_sharding(self.mesh, 1)
     return with_batches(update, self.batches,
-                        lambda x: jax.lax.with_sharding_constraint(x, batch_sharding))
+                        lambda x: sharding.constrain_batch(self.mesh, x, 1))
 
   def data_sharding(self):
     return self.replicated if self.batches.on_device else sharding.batch_sharding(
@@ -114,8 +128,8 @@ class Experiment:
     """The jitted function that runs `count` steps: (state, data) -> (state, metrics)."""
     if count not in self._compiled:
       self._compiled[count] = update_lib.make_train_step(
-          self.update_fn(), count, self.batches.on_device, self.replicated,
-          self.data_sharding())
+          self.update_fn(), count, self.batches.on_device, self.state_sharding(),
+          self.data_sharding(), self.metrics_sharding())
     return self._compiled[count]
 
   def host_batches(self, step: int, count: int):
@@ -142,7 +156,7 @@ class Experiment:
     config = self.config
     state = jax.eval_shape(self.initial_state)
     data = self.batches.num_bytes if self.batches.on_device else 0
-    memory.check(2 * memory.tree_bytes(state) + data,
+    memory.check(2 * self.state_bytes_per_device(memory.tree_bytes(state)) + data,
                  "the train state, its gradients and the resident data (model.*, "
                  f"data.image_size, batch fields {self.batches.info.field_shapes})",
                  memory.device_bytes(), "the device")
@@ -181,13 +195,33 @@ def load_batches(config: ml_collections.ConfigDict) -> input_pipeline.TrainBatch
   return batches
 
 
-def create_experiment(config: ml_collections.ConfigDict) -> Experiment:
-  """Validates the config, loads the data and builds the variant."""
+def create_mesh(config: ml_collections.ConfigDict, num_members: int = 1) -> Mesh:
+  """The run's (member, data) mesh; `num_members` models must divide over its rows."""
   variants.validate(config)  # before the mesh: a bad num_devices is one line too
-  mesh = sharding.create_mesh(config.num_devices)
-  variants.validate(config, mesh.devices.size)
-  logging.info("Training on %d %s device(s): %s", mesh.devices.size,
-               jax.default_backend(), mesh.devices.tolist())
+  mesh = sharding.create_mesh(config.num_devices, config.mesh.members, config.mesh.data)
+  rows = mesh.shape["member"]
+  if num_members == 1 and rows > 1:
+    raise config_base.ConfigError(
+        f"config.mesh.members = {rows}: a single run is one model; mesh rows beyond 1 "
+        "are for populations (gax.main --population, gax.sweep --population)")
+  if num_members % rows:
+    allowed = [m for m in range(1, num_members + 1)
+               if num_members % m == 0 and mesh.devices.size % m == 0]
+    raise config_base.ConfigError(
+        f"a population of {num_members} members does not divide over config.mesh.members"
+        f" = {rows} mesh rows; allowed: {', '.join(map(str, allowed))}")
+  variants.validate(config, mesh.shape["data"])
+  logging.info("Training on %d %s device(s), a %s mesh (%s): %s", mesh.devices.size,
+               jax.default_backend(), " × ".join(map(str, mesh.devices.shape)),
+               " × ".join(mesh.axis_names), mesh.devices.tolist())
+  return mesh
+
+
+def create_experiment(config: ml_collections.ConfigDict, num_members: int = 1
+                      ) -> Experiment:
+  """Validates the config, loads the data and builds the variant; `num_members` > 1
+  builds the mesh for a population of that many (gax/population.py stacks it)."""
+  mesh = create_mesh(config, num_members)
   batches = load_batches(config)
   variant = variants.create(config, batches.info)
   if config.g_step_fake == "reuse" and not variant.reuses_fake:
@@ -233,11 +267,11 @@ def restore_state(experiment: Experiment, outputs) -> update_lib.TrainState:
   from the config, as they would on a fresh start, so a resumed run takes the
   hyperparameters it is given."""
   initial = experiment.initial_state()
-  restored = outputs.restore(initial)
+  restored = outputs.restore(experiment.checkpoint_like(initial))
   if restored is None:
     return initial
   return jax.device_put({**restored, "hparams": initial["hparams"],
-                         "data_key": initial["data_key"]}, experiment.replicated)
+                         "data_key": initial["data_key"]}, experiment.state_sharding())
 
 
 def run_loop(experiment: Experiment, outputs, stop: StopSignals) -> None:

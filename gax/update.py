@@ -152,7 +152,8 @@ def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
 
 
 def make_train_step(update: StepFn, steps_per_dispatch: int, on_device_data: bool,
-                    state_sharding=None, data_sharding=None) -> StepFn:
+                    state_sharding=None, data_sharding=None, metrics_sharding=None
+                    ) -> StepFn:
   """Compiles `steps_per_dispatch` calls of `update(state, data)` into one; metrics gain
   a leading axis.
 
@@ -172,5 +173,5 @@ def make_train_step(update: StepFn, steps_per_dispatch: int, on_device_data: boo
   shardings = {}
   if state_sharding is not None:
     shardings = dict(in_shardings=(state_sharding, data_sharding),
-                     out_shardings=(state_sharding, state_sharding))
+                     out_shardings=(state_sharding, metrics_sharding or state_sharding))
   return jax.jit(run, donate_argnums=(0,), **shardings)

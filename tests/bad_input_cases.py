@@ -22,6 +22,11 @@ CONFIG_CASES = [
     ("dcgan_mnist", {"seed": -1}, "config.seed = -1 must be in [0, 2**31)"),
     ("dcgan_mnist", {"num_devices": -2}, "config.num_devices = -2 must be >= 0"),
     ("dcgan_mnist", {"num_devices": 99}, "config.num_devices = 99 but only"),
+    ("gan_mnist", {"mesh.members": 0}, "config.mesh.members = 0 must be >= 1"),
+    ("gan_mnist", {"mesh.members": 3},
+     "config.mesh.members = 3 does not divide the 1 devices in use; allowed: 1"),
+    ("gan_mnist", {"mesh.data": 4}, "config.mesh = (1, 4) (members, data) holds 4 devices "
+     "but 1 are in use (config.num_devices; 0: all visible); choose members × data = 1"),
     ("dcgan_mnist", {"optimizer.learning_rate": 0.0},
      "config.optimizer.learning_rate = 0.0 must be > 0"),
     ("dcgan_mnist", {"optimizer.b1": 1.5}, "config.optimizer.b1 = 1.5 must be in [0, 1)"),
@@ -129,7 +134,32 @@ def command_line_cases(scratch: Path) -> list[tuple[str, list[str]]]:
       ("gax.main --population with a missing file",
        [*main, "--config=configs/dcgan_mnist.py", work, f"--population={scratch / 'p.json'}"]),
   ]
-  return cases + [(what, argv) for what, argv, _ in fid_cases(scratch)]
+  return cases + [(what, argv) for what, argv, _ in fid_cases(scratch) + sweep_cases(scratch)]
+
+
+def sweep_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
+  """gax.sweep's launcher options: (what, argv, part of the message);
+  `tests/test_slurm.py` checks each message."""
+  sweep = [f"--config=configs/gan_mnist.py",
+           f"--sweep={ROOT / 'experiments' / 'sweep_dcgan_lr_seed.py'}",
+           f"--workdir={scratch / 'sweep'}"]
+  command = [sys.executable, "-m", "gax.sweep", *sweep]
+  # As if submitit were not installed: `import submitit` raises ImportError.
+  without_submitit = [sys.executable, "-c", "import runpy, sys; sys.modules['submitit'] = "
+                      "None; runpy.run_module('gax.sweep', run_name='__main__')", *sweep]
+  return [
+      ("gax.sweep with a SLURM option submitit does not know",
+       [*command, "--launcher=slurm", "--slurm.partitio=gpu"],
+       "--slurm.partitio: submitit has no SLURM option 'partitio'; it knows account,"),
+      ("gax.sweep --launcher=slurm without submitit",
+       [*without_submitit, "--launcher=slurm", "--slurm.partition=gpu"],
+       "--launcher=slurm needs submitit, which is not installed: pip install 'gax[slurm]'"),
+      ("gax.sweep with a SLURM option but the local launcher",
+       [*command, "--slurm.partition=gpu"],
+       "--slurm.partition: SLURM options need --launcher=slurm"),
+      ("gax.sweep with a SLURM option without a value", [*command, "--slurm.partition"],
+       "--slurm.partition: write SLURM options as --slurm.KEY=VALUE"),
+  ]
 
 
 def fid_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
