@@ -140,7 +140,7 @@ def command_line_cases(scratch: Path) -> list[tuple[str, list[str]]]:
 def sweep_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
   """gax.sweep's launcher options: (what, argv, part of the message);
   `tests/test_slurm.py` checks each message."""
-  sweep = [f"--config=configs/gan_mnist.py",
+  sweep = ["--config=configs/gan_mnist.py",
            f"--sweep={ROOT / 'experiments' / 'sweep_dcgan_lr_seed.py'}",
            f"--workdir={scratch / 'sweep'}"]
   command = [sys.executable, "-m", "gax.sweep", *sweep]
