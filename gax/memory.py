@@ -43,6 +43,13 @@ def tree_bytes(tree) -> int:
   return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
+def tree_bytes_per_device(tree) -> int:
+  """Bytes of one device's shards of a pytree's arrays (or shape-dtype structs; one
+  without a sharding counts whole)."""
+  shard = lambda x: x.shape if x.sharding is None else x.sharding.shard_shape(x.shape)
+  return sum(math.prod(shard(x)) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
 def intermediate_bytes(fn: Callable, *args) -> int:
   """Bytes of every value `fn(*args)` computes, from its jaxpr (nothing is run): an upper
   bound on what a forward pass holds at once, since XLA frees and fuses."""

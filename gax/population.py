@@ -172,9 +172,6 @@ class PopulationExperiment(train.Experiment):
   def sample(self, params, batch_stats, inputs):
     return jax.vmap(self.variant.sample)(params, batch_stats, inputs)
 
-  def state_bytes_per_device(self, state_bytes: int) -> int:
-    return state_bytes // self.mesh_rows
-
   def checkpoint_like(self, state):
     """One member's slice of the stacked state's shapes, replicated: what each member's
     own checkpoint restores into, on whatever mesh this run has."""
@@ -208,10 +205,9 @@ class PopulationOutputs:
     for run in self.members:
       run.check_resumable()
 
-  def restore(self, like):
-    """Every member's newest intact checkpoint of one common step, or None. `like` is
+  def restore(self, one):
+    """Every member's newest intact checkpoint of one common step, or None. `one` is
     one member's state (shapes and shardings)."""
-    one = like
     latest = [run.restore(one) for run in self.members]
     steps = [0 if state is None else int(state["step"]) for state in latest]
     if min(steps) == max(steps):

@@ -25,10 +25,10 @@ def mesh_shape(num_devices: int, members: int, data: int) -> tuple[int, int]:
     if num_devices % members:
       raise config_base.ConfigError(
           f"config.mesh.members = {members} does not divide the {num_devices} devices "
-          f"in use; allowed: {', '.join(map(str, _divisors(num_devices)))}")
+          f"in use; allowed: {', '.join(map(str, divisors(num_devices)))}")
     data = num_devices // members
   if members * data != num_devices:
-    shapes = ", ".join(f"({m}, {num_devices // m})" for m in _divisors(num_devices))
+    shapes = ", ".join(f"({m}, {num_devices // m})" for m in divisors(num_devices))
     raise config_base.ConfigError(
         f"config.mesh = ({members}, {data}) (members, data) holds {members * data} "
         f"devices but {num_devices} are in use (config.num_devices; 0: all visible); "
@@ -36,7 +36,7 @@ def mesh_shape(num_devices: int, members: int, data: int) -> tuple[int, int]:
   return members, data
 
 
-def _divisors(n: int) -> list[int]:
+def divisors(n: int) -> list[int]:
   return [d for d in range(1, n + 1) if n % d == 0]
 
 

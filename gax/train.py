@@ -93,9 +93,6 @@ class Experiment:
   def metrics_sharding(self):
     return self.replicated
 
-  def state_bytes_per_device(self, state_bytes: int) -> int:
-    return state_bytes
-
   def checkpoint_like(self, state):
     """What the run's checkpoints restore into: the state itself."""
     return state
@@ -156,7 +153,7 @@ class Experiment:
     config = self.config
     state = jax.eval_shape(self.initial_state)
     data = self.batches.num_bytes if self.batches.on_device else 0
-    memory.check(2 * self.state_bytes_per_device(memory.tree_bytes(state)) + data,
+    memory.check(2 * memory.tree_bytes_per_device(state) + data,
                  "the train state, its gradients and the resident data (model.*, "
                  f"data.image_size, batch fields {self.batches.info.field_shapes})",
                  memory.device_bytes(), "the device")
@@ -205,8 +202,7 @@ def create_mesh(config: ml_collections.ConfigDict, num_members: int = 1) -> Mesh
         f"config.mesh.members = {rows}: a single run is one model; mesh rows beyond 1 "
         "are for populations (gax.main --population, gax.sweep --population)")
   if num_members % rows:
-    allowed = [m for m in range(1, num_members + 1)
-               if num_members % m == 0 and mesh.devices.size % m == 0]
+    allowed = [m for m in sharding.divisors(num_members) if mesh.devices.size % m == 0]
     raise config_base.ConfigError(
         f"a population of {num_members} members does not divide over config.mesh.members"
         f" = {rows} mesh rows; allowed: {', '.join(map(str, allowed))}")
