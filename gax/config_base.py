@@ -67,6 +67,11 @@ def base_config() -> ml_collections.ConfigDict:
   # the last D step's batch and generator forward pass (pytorch/examples' DCGAN).
   config.g_step_fake = "fresh"
   config.steps_per_dispatch = 1  # > 1: that many steps per compiled call (lax.scan)
+  # An exponential moving average of G's parameters and statistics (gax/ema.py).
+  config.ema = ml_collections.ConfigDict(dict(
+      decay=0.0,  # in [0, 1); 0: no average
+      start_step=0,  # G steps before the average starts (a copy of G until then)
+  ))
   config.dtype = "float32"  # compute dtype; params and losses stay float32
   config.num_devices = 0  # 0: all local devices
   # The devices as a `member` × `data` mesh: a population's members are split over the
@@ -74,6 +79,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.mesh = ml_collections.ConfigDict(dict(members=1, data=0))
   # A population's step: "vmap", "unroll" (members side by side), "auto" (unroll on CPU)
   config.population_step = "auto"
+  # Training-health signals and warnings (gax/health.py), taken with every sample grid.
+  config.health = ml_collections.ConfigDict(dict(
+      real_examples=256,  # training and held-out images D's r_t is measured on; 0: none
+      # The digit classifier's classes in the grid: "auto" where the run evaluates with it
+      # during training (it is loaded then anyway), "yes", "no".
+      grid_modes="auto",
+      min_diversity=0.25,  # a grid less diverse than this share of real images: collapse
+      patience=5,  # logs in a row with D's loss at its floor before a warning
+      d_loss_near_floor=0.05,  # "at its floor": within this share of floor-to-chance
+  ))
   config.log_every = 50
   config.sample_every = 500
   config.num_samples = 64  # images in each sample grid
@@ -92,6 +107,7 @@ def base_config() -> ml_collections.ConfigDict:
       # "digit_classifier", "inception" (pytorch-fid's InceptionV3) or
       # "package.module:function" (see README)
       features="digit_classifier",
+      use_ema=True,  # sample grids and evaluations draw from G's average where there is one
       inception_weights=config_dict.placeholder(str),  # None: $GAX_INCEPTION_WEIGHTS
       inception_resize="bilinear",  # to 299: as pytorch-fid; "pil_bicubic": as clean-fid
       inception_batch_size=50,
@@ -194,6 +210,7 @@ CHOICES = {
     "population_step": ("auto", "vmap", "unroll"),
     "resume": ("strict", "allow_changes"),
     "eval.inception_resize": ("bilinear", "pil_bicubic"),
+    "health.grid_modes": ("auto", "yes", "no"),
 }
 
 
@@ -238,6 +255,13 @@ RULES = [
     ("optimizer.momentum", _fraction, "must be in [0, 1)"),
     ("optimizer.decay_steps", _at_least(0), "must be >= 0 (0: no decay)"),
     ("optimizer.d_max_column_norm", _at_least(0), "must be >= 0 (0: no limit)"),
+    ("ema.decay", _fraction, "must be in [0, 1) (0: no average of G)"),
+    ("ema.start_step", _at_least(0), "must be >= 0"),
+    ("eval.use_ema", lambda v: isinstance(v, bool), "must be True or False"),
+    ("health.real_examples", _at_least(0), "must be >= 0 (0: no r_t on real images)"),
+    ("health.min_diversity", _at_least(0), "must be >= 0"),
+    ("health.patience", _at_least(1), "must be >= 1"),
+    ("health.d_loss_near_floor", _fraction, "must be in [0, 1)"),
     ("data.image_size", _at_least(0), "must be >= 0 (0: the dataset's own size)"),
     ("data.channels", lambda v: v in (0, 1, 3), "must be 0 (the dataset's own), 1 or 3"),
     ("data.crop_size", _at_least(0), "must be >= 0 (0: no crop)"),
@@ -269,6 +293,13 @@ VARIANT_RULES = [
      "must be 'tanh' or 'sigmoid'"),
     *((f"loss.{name}", _at_least(0), "must be >= 0") for name in (
         "cycle_weight", "identity_weight", "pool_size", "d_class_weight", "g_class_weight")),
+    ("loss.penalty_weight", _at_least(0), "must be >= 0 (the penalty's lambda or gamma)"),
+    ("loss.penalty_every", _at_least(1), "must be >= 1 (D updates per penalty)"),
+    ("augment.p", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+     "must be in [0, 1]"),
+    ("augment.target", lambda v: isinstance(v, (int, float)) and -1 < v < 1,
+     "must be in (-1, 1) (ADA's target for E[sign(D(x_real))])"),
+    ("augment.ada_kimg", _positive, "must be > 0"),
 ]
 
 

@@ -24,13 +24,14 @@ from gax import config_base, files
 # Fields (or field groups, by prefix) that fix the train state's structure.
 STATE_FIELDS = ("variant", "dataset", "dataset_b", "model", "data.image_size",
                 "data.channels", "data.crop_size", "optimizer.name", "optimizer.momentum",
-                "optimizer.d_max_column_norm", "loss.pool_size")
+                "optimizer.d_max_column_norm", "loss.pool_size", "ema.decay",
+                "augment.name")
 # Fields that leave the optimisation as it is.
 SAFE_FIELDS = ("num_train_steps", "log_every", "sample_every", "checkpoint_every",
                "keep_checkpoints", "eval_every", "eval", "num_samples",
                "steps_per_dispatch", "num_devices", "mesh", "population_step", "nan_policy",
                "inject_nan_at_step", "data.on_device", "data.max_device_bytes",
-               "data.data_dir", "resume")
+               "data.data_dir", "resume", "health")
 HISTORY_FILE = "config_history.jsonl"
 
 

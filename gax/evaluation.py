@@ -27,6 +27,7 @@ from absl import logging
 from gax import checkpoint as checkpoint_lib
 from gax import classifier, config_base, files, inception, inception_weights, metrics, writers
 from gax import data as data_lib
+from gax import ema as ema_lib
 
 # uint8 images [N, H, W, C] -> (features [N, F], class probabilities [N, C] or None).
 FeatureExtractor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -288,7 +289,7 @@ class PeriodicEvaluator:
     if self._evaluate is None:
       self._evaluate = self._variant.create_evaluator(self._config)
     start = time.perf_counter()
-    result = {"step": step, **self._evaluate(state)}
+    result = {"step": step, **self._evaluate(ema_lib.chosen(state, self._config))}
     logging.info("eval at step %d (%.1f s): %s", step, time.perf_counter() - start,
                  "  ".join(f"{k} {v:.4g}" for k, v in scalars(result).items()))
     if not self._is_writer:

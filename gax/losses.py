@@ -1,8 +1,9 @@
 """GAN losses computed from discriminator outputs.
 
 Binary cross-entropy losses take logits, so D(x) = sigmoid(logit). The least-squares
-losses of Mao et al. take the discriminator's raw output. Every loss returns a scalar
-that the network it belongs to minimises.
+losses of Mao et al., the hinge loss (Lim & Ye 2017; Miyato et al. 2018) and the
+Wasserstein critic's (Arjovsky et al. 2017) take the discriminator's raw output. Every
+loss returns a scalar that the network it belongs to minimises.
 """
 
 import dataclasses
@@ -50,6 +51,21 @@ def least_squares_generator_loss(fake_out: Array, c: float) -> Array:
   return 0.5 * jnp.mean((fake_out - c) ** 2)
 
 
+def hinge_discriminator_loss(real_out: Array, fake_out: Array) -> Array:
+  """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+  return jnp.mean(jax.nn.relu(1.0 - real_out)) + jnp.mean(jax.nn.relu(1.0 + fake_out))
+
+
+def critic_generator_loss(fake_out: Array) -> Array:
+  """-E[D(G(z))]: G's loss against a hinge discriminator or a Wasserstein critic."""
+  return -jnp.mean(fake_out)
+
+
+def wasserstein_discriminator_loss(real_out: Array, fake_out: Array) -> Array:
+  """E[D(G(z))] - E[D(x)]: the critic's estimate of -W(p_data, p_g), minimised."""
+  return jnp.mean(fake_out) - jnp.mean(real_out)
+
+
 @dataclasses.dataclass(frozen=True)
 class AdversarialLoss:
   """A matched pair of losses and how to read the discriminator's output."""
@@ -58,6 +74,12 @@ class AdversarialLoss:
   generator: Callable[[Array], Array]
   # Maps raw discriminator output to the number logged as "D(x)".
   output_to_score: Callable[[Array], Array]
+  # The raw output above which D calls an image real: sign(D(x) - threshold) is ADA's
+  # overfitting signal r_t.
+  threshold: float = 0.0
+  # D's loss when it tells every real image from every fake with full confidence; None
+  # where the loss has no floor (the Wasserstein critic's).
+  floor: float | None = 0.0
 
 
 def _sigmoid(x: Array) -> Array:
@@ -80,9 +102,14 @@ def get_adversarial_loss(name: str, a: float = 0.0, b: float = 1.0,
     return AdversarialLoss(
         lambda real, fake: least_squares_discriminator_loss(real, fake, a, b),
         lambda fake: least_squares_generator_loss(fake, c),
-        _identity,
+        _identity, threshold=(a + b) / 2,
     )
+  if name == "hinge":
+    return AdversarialLoss(hinge_discriminator_loss, critic_generator_loss, _identity)
+  if name == "wasserstein":
+    return AdversarialLoss(wasserstein_discriminator_loss, critic_generator_loss,
+                           _identity, floor=None)
   config_base.check_choice("loss.name", name, LOSS_NAMES)
 
 
-LOSS_NAMES = ("minimax", "non_saturating", "least_squares")
+LOSS_NAMES = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein")

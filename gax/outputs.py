@@ -14,7 +14,7 @@ import numpy as np
 from absl import logging
 
 from gax import checkpoint as checkpoint_lib
-from gax import config_base, config_changes, evaluation, files, update, variants, writers
+from gax import config_base, config_changes, evaluation, files, health, update, variants, writers
 from gax import data as data_lib
 from gax import images as images_lib
 
@@ -27,9 +27,10 @@ class RunOutputs:
   """One run's workdir, as the training loop writes it."""
 
   def __init__(self, workdir: Path, config: ml_collections.ConfigDict, variant,
-               is_writer: bool, label: str = ""):
+               is_writer: bool, label: str = "", monitor: health.Monitor | None = None):
     self.workdir, self.config, self.variant = Path(workdir), config, variant
     self.is_writer, self.label = is_writer, label
+    self.monitor = monitor or health.Monitor(config.health, label)
     self.last_metrics: dict[str, float] = {}
     self._accepted_changes = None
     self._checkpointer = None
@@ -99,18 +100,27 @@ class RunOutputs:
     for step in steps:
       self.last_metrics = {k: float(v[step - first_step]) for k, v in metrics.items()}
       self._writer.write_scalars(step, {**self.last_metrics, "steps_per_s": steps_per_s})
+      if "d_loss" in self.last_metrics:
+        self.monitor.after_log(step, self.last_metrics["d_loss"])
     num_steps = self.config.num_train_steps
     logging.info("%sstep %d/%d  %s  %.2f steps/s  ETA %s", self.label, steps[-1], num_steps,
                  _console_metrics(self.last_metrics), steps_per_s,
                  _duration((num_steps - steps[-1]) / max(steps_per_s, 1e-9)))
 
-  def write_samples(self, step: int, images: np.ndarray) -> None:
+  def write_samples(self, step: int, images: np.ndarray,
+                    scores: dict[str, np.ndarray] | None = None) -> None:
+    """The sample grid and, with `scores` (D's on real images), the step's health
+    signals (gax/health.py)."""
     if not self.is_writer:
       return
-    grid = images_lib.make_grid(data_lib.to_uint8(images),
-                                self.variant.grid_columns(len(images)))
+    images = data_lib.to_uint8(images)
+    grid = images_lib.make_grid(images, self.variant.grid_columns(len(images)))
     images_lib.save_png(self.workdir / "samples" / f"step_{step:06d}.png", grid)
     self._writer.write_image(step, "samples", grid)
+    if scores is not None:
+      signals = {**scores, **self.monitor.grid_signals(step, images)}
+      if signals:
+        self._writer.write_scalars(step, signals)
 
   def save_checkpoint(self, step: int, state: update.TrainState) -> None:
     self.checkpointer.save(step, state)

@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from gax import config_base, files, optim, outputs, sharding, train, variants
+from gax import config_base, files, health, optim, outputs, sharding, train, variants
 
 
 def population_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -172,6 +172,10 @@ class PopulationExperiment(train.Experiment):
   def sample(self, params, batch_stats, inputs):
     return jax.vmap(self.variant.sample)(params, batch_stats, inputs)
 
+  def score_real(self, params, batch_stats, sets):
+    single = super().score_real
+    return jax.vmap(lambda p, b: single(p, b, sets))(params, batch_stats)
+
   def checkpoint_like(self, state):
     """One member's slice of the stacked state's shapes, replicated: what each member's
     own checkpoint restores into, on whatever mesh this run has."""
@@ -232,9 +236,9 @@ class PopulationOutputs:
     for index, run in enumerate(self.members):
       run.log(steps, {k: v[:, index] for k, v in metrics.items()}, first_step, steps_per_s)
 
-  def write_samples(self, step: int, images) -> None:
+  def write_samples(self, step: int, images, scores) -> None:
     for index, run in enumerate(self.members):
-      run.write_samples(step, images[index])
+      run.write_samples(step, images[index], {k: v[index] for k, v in scores.items()})
 
   def save_checkpoint(self, step: int, state) -> None:
     for index, run in enumerate(self.members):
@@ -261,8 +265,11 @@ def train_population(config: ml_collections.ConfigDict,
   experiment = create_experiment(config, configs)
   is_writer = jax.process_index() == 0
   workdirs = [Path(w) for w, _ in members]
+  reference = experiment.grid_reference()
   population_outputs = PopulationOutputs([
-      outputs.RunOutputs(w, member_config, experiment.variant, is_writer, f"{w.name}: ")
+      outputs.RunOutputs(w, member_config, experiment.variant, is_writer, f"{w.name}: ",
+                         health.create_monitor(member_config, experiment.variant, reference,
+                                               f"{w.name}: "))
       for w, member_config in zip(workdirs, configs)])
   train.run(experiment, population_outputs, workdirs)
   return [run.last_metrics for run in population_outputs.members]

@@ -21,6 +21,7 @@ from absl import app, flags, logging
 
 from gax import cli, config_base, files, trained_run
 from gax import data as data_lib
+from gax import ema as ema_lib
 from gax import images as images_lib
 
 FLAGS = flags.FLAGS
@@ -85,9 +86,8 @@ def sample_run(workdir: str, step: str | None, num_images: int, labels_text: str
   labels = parse_labels(labels_text, sampler.num_classes, run.variant.name)
   out_dir = Path(out) if out else run.workdir / "sampled" / f"step_{run.step}"
   key = jax.random.PRNGKey(seed)
-  draw = jax.jit(lambda noise, labels: sampler.draw(run.state["params"],
-                                                    run.state["batch_stats"], noise,
-                                                    labels))
+  params, batch_stats = ema_lib.generator_state(ema_lib.chosen(run.state, run.config))
+  draw = jax.jit(lambda noise, labels: sampler.draw(params, batch_stats, noise, labels))
   columns = None
   if labels is not None:
     grid_labels = np.asarray(labels, np.int32)

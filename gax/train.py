@@ -23,7 +23,9 @@ import optax
 from absl import logging
 from jax.sharding import Mesh
 
-from gax import config_base, files, input_pipeline, memory, optim, sharding, variants
+from gax import config_base, files, health, input_pipeline, memory, optim, sharding, variants
+from gax import data as data_lib
+from gax import ema as ema_lib
 from gax import update as update_lib
 from gax.outputs import RunOutputs
 
@@ -37,10 +39,12 @@ def stream_keys(seed: int) -> dict[str, jax.Array]:
           for i, name in enumerate(("init", "train", "data", "samples"))}
 
 
-def create_train_state(variant, optimizers, keys, hparams) -> update_lib.TrainState:
-  """The plain-dict train state: step, the keys, hparams, params, batch_stats, opt_state."""
+def create_train_state(variant, optimizers, keys, hparams, with_ema: bool = False
+                       ) -> update_lib.TrainState:
+  """The plain-dict train state: step, the keys, hparams, params, batch_stats, opt_state,
+  and (`with_ema`) the average of G (gax/ema.py)."""
   params, batch_stats = variant.init(keys["init"])
-  return {  # copies: the state is donated to the step, the caller's keys live on
+  state = {  # copies: the state is donated to the step, the caller's keys live on
       "step": jnp.zeros((), jnp.int32),
       "key": jnp.copy(keys["train"]),
       "data_key": jnp.copy(keys["data"]),
@@ -49,6 +53,9 @@ def create_train_state(variant, optimizers, keys, hparams) -> update_lib.TrainSt
       "batch_stats": batch_stats,
       "opt_state": {name: optimizers[name].init(params[name]) for name in NETWORKS},
   }
+  if with_ema:
+    state["ema"] = ema_lib.initial(params, batch_stats)
+  return state
 
 
 def hyperparameters(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
@@ -101,7 +108,8 @@ class Experiment:
     return optim.create_optimizers(self.config, hparams)
 
   def create_state(self, keys, hparams) -> update_lib.TrainState:
-    return create_train_state(self.variant, self.optimizers(), keys, hparams)
+    return create_train_state(self.variant, self.optimizers(), keys, hparams,
+                              ema_lib.enabled(self.config))
 
   def initial_state(self) -> update_lib.TrainState:
     """A fresh train state, created directly with its sharding."""
@@ -113,7 +121,8 @@ class Experiment:
     config = self.config
     update = update_lib.make_update_fn(self.variant, self.optimizers, config.d_steps,
                                        config.nan_policy, config.inject_nan_at_step,
-                                       config.g_step_fake)
+                                       config.g_step_fake, config.ema.decay,
+                                       config.ema.start_step)
     return with_batches(update, self.batches,
                         lambda x: sharding.constrain_batch(self.mesh, x, 1))
 
@@ -172,12 +181,56 @@ class Experiment:
     """The sample grid's images for `sample_inputs`."""
     return self.variant.sample(params, batch_stats, inputs)
 
+  def real_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Fixed training and held-out real images (uint8) with their labels where the batch
+    has them: what D's r_t is measured on (gax/health.py)."""
+    count, spec = self.config.health.real_examples, self.batches.spec
+    if not count or self.variant.scorer is None or "image" not in spec:
+      return {}
+    labelled = "label" in spec
+    sets = {"train": (self.batches.fixed_examples("image", count),
+                      self.batches.fixed_examples("label", count) if labelled else None)}
+    try:
+      held_out = data_lib.load_source(self.config.data, data_lib.Source(
+          spec["image"].source.dataset, self.config.eval.split))
+    except data_lib.DataError as e:
+      logging.info("No held-out r_t: %s", e)
+      return sets
+    if held_out.images.shape[1:] == self.batches.info.field_shapes["image"]:
+      sets["held_out"] = (held_out.images[:count],
+                          held_out.labels[:count] if labelled else None)
+    return sets
+
+  def score_real(self, params, batch_stats, sets) -> dict[str, jax.Array]:
+    """D's r_t = E[sign(D(x) - threshold)] on each set of real images."""
+    scorer = self.variant.scorer
+    return {f"health/r_t_{name}": jnp.mean(jnp.sign(
+        scorer.score(params, batch_stats, data_lib.to_model_range(images), labels)
+        - scorer.loss.threshold)) for name, (images, labels) in sets.items()}
+
+  def health_scores(self):
+    """A function from the train state to D's r_t on the real sets (on the host)."""
+    sets = self.real_sets()
+    if not sets:
+      return lambda state: {}
+    sets = sharding.global_array(sets, self.replicated)
+    score = jax.jit(self.score_real, out_shardings=self.replicated)
+    return lambda state: jax.device_get(score(state["params"], state["batch_stats"], sets))
+
+  def grid_reference(self) -> np.ndarray | None:
+    """As many real training images as the sample grid has: the grid's diversity is
+    measured against theirs."""
+    if "image" not in self.batches.spec:
+      return None
+    return self.batches.fixed_examples("image", self.config.num_samples)
+
   def samples(self):
-    """A function from the train state to the sample grid's images (on the host)."""
+    """A function from the train state to the sample grid's images (on the host), drawn
+    from the average of G where there is one and `eval.use_ema`."""
     inputs = sharding.global_array(jax.device_get(self.sample_inputs()), self.replicated)
     sample = jax.jit(self.sample, out_shardings=self.replicated)
-    return lambda state: jax.device_get(sample(state["params"], state["batch_stats"],
-                                               inputs))
+    return lambda state: jax.device_get(sample(
+        *ema_lib.generator_state(ema_lib.chosen(state, self.config)), inputs))
 
 
 def load_batches(config: ml_collections.ConfigDict) -> input_pipeline.TrainBatches:
@@ -280,9 +333,9 @@ def run_loop(experiment: Experiment, outputs, stop: StopSignals) -> None:
     logging.info("Resumed from the checkpoint of step %d", start_step)
   outputs.open(start_step, {"devices_used": experiment.mesh.devices.size,
                             "data_info": experiment.batches.info.to_json()})
-  samples = experiment.samples()
+  samples, health_scores = experiment.samples(), experiment.health_scores()
   if start_step == 0:
-    outputs.write_samples(0, samples(state))
+    outputs.write_samples(0, samples(state), health_scores(state))
   num_steps = config.num_train_steps
   if start_step >= num_steps:
     logging.info("The checkpoint is at step %d: nothing to train up to num_train_steps = %d",
@@ -308,8 +361,12 @@ def run_loop(experiment: Experiment, outputs, stop: StopSignals) -> None:
       steps_per_s = (step - timer_step) / max(elapsed, 1e-9)
       timer_step, timer_start = step, time.perf_counter()
       outputs.log(logged, metrics, previous_step + 1, steps_per_s)
-    if _crossed(previous_step, step, config.sample_every) or step == num_steps:
-      outputs.write_samples(step, samples(state))
+    on_schedule = _crossed(previous_step, step, config.sample_every)
+    if on_schedule or step == num_steps:
+      # Health signals follow the schedule alone (not the last step's grid), so a run
+      # extended later logs what a straight run logs.
+      outputs.write_samples(step, samples(state),
+                            health_scores(state) if on_schedule else None)
     if _crossed(previous_step, step, config.checkpoint_every) or step == num_steps:
       outputs.save_checkpoint(step, state)
       saved_step = step
@@ -338,6 +395,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   experiment = create_experiment(config)
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  outputs = RunOutputs(workdir, config, experiment.variant, jax.process_index() == 0)
+  outputs = RunOutputs(workdir, config, experiment.variant, jax.process_index() == 0,
+                       monitor=health.create_monitor(config, experiment.variant,
+                                                     experiment.grid_reference()))
   run(experiment, outputs, [workdir])
   return outputs.last_metrics

@@ -12,6 +12,7 @@ from absl import logging
 from gax import checkpoint as checkpoint_lib
 from gax import config_base, files, optim, outputs, train, variants
 from gax import data as data_lib
+from gax import ema as ema_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ def load(workdir: str | Path, step: str | None = None,
   variant = variants.create(config, data_info(config, records))
   like = jax.jit(lambda: train.create_train_state(
       variant, optim.create_optimizers(config), train.stream_keys(config.seed),
-      train.hyperparameters(config)))()
+      train.hyperparameters(config), ema_lib.enabled(config)))()
   checkpointer = checkpoint_lib.Checkpointer(directory, max_to_keep=None)
   try:
     step_number, state = _restore(checkpointer, step_number, like, latest=step is None)
@@ -112,7 +113,13 @@ def evaluate_workdir(workdir: str | Path, step: str | None = None,
   if num_samples:
     config.eval.num_samples = num_samples
   run = load(workdir, step, config)
-  result = {"step": run.step, **run.variant.create_evaluator(config)(run.state)}
+  evaluate = run.variant.create_evaluator(config)
+  result = {"step": run.step, **evaluate(ema_lib.chosen(run.state, config))}
+  if "ema" in run.state:  # both generators: the other one's results beside
+    if config.eval.use_ema:
+      result["without_ema"] = evaluate(ema_lib.without(run.state))
+    else:
+      result["with_ema"] = evaluate(run.state)
   try:
     files.write_json(run.workdir / "eval" / f"step_{run.step}.json", result)
   except OSError as e:

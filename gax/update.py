@@ -5,7 +5,8 @@ update, on a fresh fake batch or on the last D step's (`g_step_fake`). The facto
 compiles it once with the train state donated; several steps can run per dispatch under
 `lax.scan`. Each step draws its randomness from fold_in(state["key"], state["step"]), so
 the same step always sees the same numbers. The update is handed a finished batch (a dict
-of arrays in model range, with a leading axis of k); it knows nothing of datasets.
+of arrays in model range, with a leading axis of k); it knows nothing of datasets. When
+the state holds an average of G (`state["ema"]`, gax/ema.py), the step updates it too.
 """
 
 import functools
@@ -16,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gax import ema as ema_lib
+
 Array = jax.Array
-# step, key, data_key, hparams, params, batch_stats, opt_state
+# step, key, data_key, hparams, params, batch_stats, opt_state[, ema]
 TrainState = dict[str, Any]
 Batch = dict[str, Array]
 StepFn = Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]]
@@ -36,11 +39,11 @@ def _apply_gradients(network, grads, optimizer, opt_state, params):
 
 
 def _update_network(network, loss_fn, optimizer, opt_state, params, batch_stats, real,
-                    key):
+                    key, **loss_options):
   """One optimizer step on one network's params; other networks' params stay fixed."""
 
   def objective(own_params):
-    return loss_fn({**params, network: own_params}, batch_stats, real, key)
+    return loss_fn({**params, network: own_params}, batch_stats, real, key, **loss_options)
 
   grads, (new_stats, metrics) = jax.grad(objective, has_aux=True)(params[network])
   params, opt_state, norm = _apply_gradients(network, grads, optimizer, opt_state, params)
@@ -93,7 +96,8 @@ def all_finite(metrics: dict[str, Array]) -> Array:
 
 def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
                    nan_policy: str = "stop", inject_nan_at_step: int = 0,
-                   g_step_fake: str = "fresh") -> Callable[[TrainState, Batch], Any]:
+                   g_step_fake: str = "fresh", ema_decay: float = 0.0,
+                   ema_start_step: int = 0) -> Callable[[TrainState, Batch], Any]:
   """Builds the (uncompiled) function (state, batch) -> (state, metrics) of one step.
 
   `batch` holds `d_steps` real batches along its leading axis, already in model range.
@@ -105,7 +109,9 @@ def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
   job: it sees the metrics). `inject_nan_at_step` > 0 poisons that step's real batch,
   to test the guard. `g_step_fake` is "fresh" (the G step generates a fake batch of its
   own, as in Goodfellow et al.'s Algorithm 1) or "reuse" (it trains on the last D step's
-  fake batch, through that forward pass; the variant must have `reuses_fake`).
+  fake batch, through that forward pass; the variant must have `reuses_fake`). D's loss
+  is told how many D updates came before (`iteration`), for penalties taken every N.
+  `ema_decay` > 0 updates the state's average of G after each G step (gax/ema.py).
   """
   reuse_fake = g_step_fake == "reuse"
   if reuse_fake and not variant.reuses_fake:
@@ -130,7 +136,7 @@ def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
       params, batch_stats, opt_state["discriminator"], d_metrics = _update_network(
           "discriminator", d_loss, optimizers["discriminator"],
           opt_state["discriminator"], params, batch_stats, batch(i),
-          jax.random.fold_in(step_key, i))
+          jax.random.fold_in(step_key, i), iteration=state["step"] * d_steps + i)
     g_key = jax.random.fold_in(step_key, d_steps)
     if reuse_fake:
       params, batch_stats, opt_state["generator"], g_metrics = _update_generator_through(
@@ -142,6 +148,9 @@ def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
           opt_state["generator"], params, batch_stats, batch(-1), g_key)
     metrics = {**d_metrics, **g_metrics}
     learned = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}
+    if ema_decay:
+      learned["ema"] = ema_lib.update(state["ema"], params, batch_stats, state["step"],
+                                      ema_decay, ema_start_step)
     if nan_policy == "skip":
       finite = all_finite(metrics)
       learned = jax.tree.map(lambda new, old: jnp.where(finite, new, old), learned,

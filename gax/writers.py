@@ -47,7 +47,8 @@ class MetricWriter:
     self.path = workdir / "metrics.jsonl"
     if not enabled:
       return
-    _truncate_after(self.path, resume_step)
+    # A fresh start writes step 0's records (its sample grid's health signals) again.
+    _truncate_after(self.path, resume_step if resume_step else -1)
     self._file = self.path.open("a")
     self._tensorboard = SummaryWriter(str(workdir), purge_step=resume_step + 1)
 

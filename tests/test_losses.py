@@ -79,5 +79,5 @@ def test_registry(name):
 
 
 def test_unknown_loss_lists_choices():
-  with pytest.raises(config_base.ConfigError, match="least_squares"):
-    losses.get_adversarial_loss("wasserstein")
+  with pytest.raises(config_base.ConfigError, match="least_squares, hinge, wasserstein"):
+    losses.get_adversarial_loss("softplus")

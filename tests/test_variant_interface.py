@@ -66,6 +66,7 @@ class ToyGAN:
   best_metric = base.BestMetric("pixel_gap")
   reuses_fake = False
   sampler = None
+  scorer = None
 
   def with_hparams(self, hparams):
     return dataclasses.replace(self, weight=hparams["weight"])
@@ -84,7 +85,8 @@ class ToyGAN:
   def _d(self, params, images):
     return _Discriminator(self.width).apply({"params": params["discriminator"]}, images)
 
-  def discriminator_loss(self, params, batch_stats, batch, key, fake=None):
+  def discriminator_loss(self, params, batch_stats, batch, key, fake=None, iteration=0):
+    del iteration  # no penalty taken every N D updates
     fake = jax.lax.stop_gradient(self._fake(params, key, batch["image"].shape[0]))
     loss = self.weight * (jnp.mean((self._d(params, batch["image"]) - 1) ** 2)
                           + jnp.mean(self._d(params, fake) ** 2))

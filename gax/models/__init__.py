@@ -16,6 +16,12 @@ from gax.models.dcgan import (
   DCGAN64Generator,
 )
 from gax.models.mlp import MLPDiscriminator, MLPGenerator
+from gax.models.sngan import (
+  ResNetDiscriminator,
+  ResNetGenerator,
+  SNDCGANDiscriminator,
+  SNDCGANGenerator,
+)
 
 ImageShape = tuple[int, int, int]
 Networks = tuple[nn.Module, nn.Module]
@@ -62,8 +68,9 @@ def _dcgan28(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Con
     raise config_base.ConfigError(f"model 'dcgan28' needs height and width divisible by 4 "
                                   f"(28x28 as in the tutorial); the data is {height}x{width}")
   return (DCGAN28Generator(shape, dtype=dtype, conv_transpose=cfg.conv_transpose,
-                           **cond.generator_fields()),
+                           spectral_norm=cfg.g_spectral_norm, **cond.generator_fields()),
           DCGAN28Discriminator(dtype=dtype, conv_transpose=cfg.conv_transpose,
+                               spectral_norm=cfg.d_spectral_norm,
                                **cond.discriminator_fields()))
 
 
@@ -75,9 +82,32 @@ def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Con
                                   f"power of two >= 8 (64x64 as in Radford et al.); the "
                                   f"data is {height}x{width}")
   return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype, conv_transpose=cfg.conv_transpose,
-                           **cond.generator_fields()),
+                           spectral_norm=cfg.g_spectral_norm, **cond.generator_fields()),
           DCGAN64Discriminator(cfg.ndf, dtype=dtype, conv_transpose=cfg.conv_transpose,
+                               spectral_norm=cfg.d_spectral_norm,
                                **cond.discriminator_fields()))
+
+
+def _sngan(generator, discriminator):
+  """A builder of one of Miyato et al.'s 32x32 pairs (gax/models/sngan.py)."""
+
+  def build(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Conditioning
+            ) -> Networks:
+    height, width, _ = shape
+    if height % 8 or width % 8:
+      raise config_base.ConfigError(f"model {cfg.name!r} needs height and width divisible "
+                                    f"by 8 (32x32 as in Miyato et al.); the data is "
+                                    f"{height}x{width}")
+    if "concat" in (cond.generator, cond.discriminator):
+      raise config_base.ConfigError(
+          f"model {cfg.name!r} takes a label by conditional batch norm in G and projection "
+          "in D, not by concatenation (configs/cgan_mnist.py:disc=projection)")
+    return (generator(shape, cfg.ngf, dtype=dtype, conv_transpose=cfg.conv_transpose,
+                      spectral_norm=cfg.g_spectral_norm, **cond.generator_fields()),
+            discriminator(cfg.ndf, dtype=dtype, conv_transpose=cfg.conv_transpose,
+                          spectral_norm=cfg.d_spectral_norm, **cond.discriminator_fields()))
+
+  return build
 
 
 # Strided transposed convs, and strided convs' input gradients: "xla" (input-dilated
@@ -85,8 +115,15 @@ def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Con
 CONV_TRANSPOSE = ("auto", "subpixel", "xla")
 
 
-def _noise_fields(noise: str = "normal") -> dict:
-  return dict(noise_dim=100, noise=noise)
+def _noise_fields(noise: str = "normal", noise_dim: int = 100) -> dict:
+  return dict(noise_dim=noise_dim, noise=noise)
+
+
+def _conv_fields(d_spectral_norm: bool = False, **widths) -> dict:
+  """The convolutional pairs' shared fields: how strided convolutions run, and which
+  networks are spectrally normalised (gax/models/spectral.py)."""
+  return dict(**widths, conv_transpose="auto", d_spectral_norm=d_spectral_norm,
+              g_spectral_norm=False)
 
 
 # name -> (builder, the model's own config fields at their defaults)
@@ -96,9 +133,13 @@ MODELS: dict[str, tuple[Callable[..., Networks], Callable[[], dict]]] = {
         **_noise_fields("uniform"), g_hidden=(1200, 1200), output_activation="sigmoid",
         d_hidden=(240, 240), d_pieces=5, d_input_dropout=0.2, d_dropout=0.5,
         g_init_range=0.05, d_init_range=0.005)),
-    "dcgan28": (_dcgan28, lambda: dict(**_noise_fields(), conv_transpose="auto")),
-    "dcgan64": (_dcgan64, lambda: dict(**_noise_fields(), ngf=64, ndf=64,
-                                       conv_transpose="auto")),
+    "dcgan28": (_dcgan28, lambda: dict(**_noise_fields(), **_conv_fields())),
+    "dcgan64": (_dcgan64, lambda: dict(**_noise_fields(), **_conv_fields(ngf=64, ndf=64))),
+    # Miyato et al.'s 32x32 networks: noise 128, D spectrally normalised.
+    "sndcgan": (_sngan(SNDCGANGenerator, SNDCGANDiscriminator), lambda: dict(
+        **_noise_fields(noise_dim=128), **_conv_fields(True, ngf=64, ndf=64))),
+    "sngan_resnet": (_sngan(ResNetGenerator, ResNetDiscriminator), lambda: dict(
+        **_noise_fields(noise_dim=128), **_conv_fields(True, ngf=256, ndf=128))),
 }
 NOISE = ("normal", "uniform")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ml_collections
 
-from gax import config_base, losses, models, optim
+from gax import augment, config_base, losses, models, optim, penalties
 from gax import data as data_lib
 from gax.variants import acgan, base, cgan, cyclegan, gan
 
@@ -67,6 +67,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
                              models.CONV_TRANSPOSE)
   if "name" in config.loss:
     config_base.check_choice("loss.name", config.loss.name, losses.LOSS_NAMES)
+  if "penalty" in config.loss:
+    config_base.check_choice("loss.penalty", config.loss.penalty, penalties.PENALTIES)
+  if "augment" in config:
+    augment.from_config(config)
 
 
 def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:

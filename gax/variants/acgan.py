@@ -20,7 +20,8 @@ from gax import config_base, models
 from gax import data as data_lib
 from gax.variants import cgan, gan
 
-HPARAMS = {"loss.d_class_weight": "d_class_weight", "loss.g_class_weight": "g_class_weight"}
+HPARAMS = {**gan.HPARAMS, "loss.d_class_weight": "d_class_weight",
+           "loss.g_class_weight": "g_class_weight"}
 G_CONDITIONING = ("concat", "cbn")
 
 
@@ -48,7 +49,8 @@ class ACGAN(gan.GAN):
   name = "acgan"
 
   def with_hparams(self, hparams):
-    return dataclasses.replace(self, d_class_weight=hparams["d_class_weight"],
+    return dataclasses.replace(super().with_hparams(hparams),
+                               d_class_weight=hparams["d_class_weight"],
                                g_class_weight=hparams["g_class_weight"])
 
   def discriminator_terms(self, real_out, fake_out, batch, fake):
@@ -70,6 +72,6 @@ def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> ACGAN:
                                      info.num_classes)
   generator, discriminator = models.create_networks(
       config.model, info.field_shapes["image"], jnp.dtype(config.dtype), conditioning)
-  return ACGAN(generator, discriminator, gan.adversarial_loss(config),
-               config.model.noise_dim, config.model.noise, info.num_classes,
-               config.loss.d_class_weight, config.loss.g_class_weight)
+  return ACGAN(generator, discriminator, num_classes=info.num_classes,
+               d_class_weight=config.loss.d_class_weight,
+               g_class_weight=config.loss.g_class_weight, **gan.stabilisers(config))

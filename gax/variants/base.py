@@ -10,9 +10,12 @@ and the metric that picks the best checkpoint.
 
 Losses are `(params, batch_stats, batch, key) -> (loss, (new batch_stats, metrics))`.
 `params` and `batch_stats` are dicts over the two optimised groups, "generator" and
-"discriminator" (`batch_stats` may hold more: CycleGAN's image pools); the new
+"discriminator" (`batch_stats` may hold more: whatever state a variant keeps beside its
+networks, such as CycleGAN's image pools or ADA's augmentation probability); the new
 batch_stats returned need only hold the groups the loss changed. `batch` is a dict of
-arrays in model range: images in [-1, 1], labels as integers.
+arrays in model range: images in [-1, 1], labels as integers. A loss that needs D's
+input gradient (a gradient penalty) takes it inside, from D closed over its step's
+inputs; the update factory differentiates the whole loss once more.
 """
 
 import dataclasses
@@ -61,6 +64,16 @@ class Sampler(Protocol):
     """Images in [-1, 1] for the noise vectors (and labels); G in inference mode."""
 
 
+class Scorer(Protocol):
+  """A variant whose D scores one image with one number (gax/health.py's signals)."""
+
+  loss: Any  # a losses.AdversarialLoss: D's threshold, its floor and its loss at chance
+
+  def score(self, params: Pytree, batch_stats: Pytree, images: Array,
+            labels: Array | None) -> Array:
+    """D's raw outputs for images in [-1, 1], in inference mode, without augmentation."""
+
+
 class Variant(Protocol):
   name: str
   best_metric: BestMetric
@@ -70,6 +83,8 @@ class Variant(Protocol):
   # How to draw images from noise, for `gax.sample`; None where the variant does not
   # (CycleGAN translates images instead).
   sampler: Sampler | None
+  # How D scores single images, for the health signals; None where it does not.
+  scorer: Scorer | None
 
   def with_hparams(self, hparams: dict[str, Array]) -> "Variant":
     """Itself, with the (possibly traced) loss weights of the train state's hparams."""
@@ -78,8 +93,11 @@ class Variant(Protocol):
     """(params, batch_stats), each a dict over "generator" and "discriminator"."""
 
   def discriminator_loss(self, params: Pytree, batch_stats: Pytree, batch: Batch,
-                         key: Array, fake: Batch | None = None) -> LossOutput:
-    """D's loss; on `fake` (from `generate`) when given, else on fakes of its own."""
+                         key: Array, fake: Batch | None = None,
+                         iteration: Array | int = 0) -> LossOutput:
+    """D's loss; on `fake` (from `generate`) when given, else on fakes of its own.
+    `iteration` counts the D updates before this one, for terms taken every N updates
+    (a lazy gradient penalty)."""
 
   def generator_loss(self, params: Pytree, batch_stats: Pytree, batch: Batch,
                      key: Array) -> LossOutput: ...

@@ -17,7 +17,7 @@ from gax import config_base, models
 from gax import data as data_lib
 from gax.variants import gan
 
-HPARAMS: dict[str, str] = {}
+HPARAMS = gan.HPARAMS
 CONDITIONING = {"concat": ("concat", "concat"), "projection": ("cbn", "projection")}
 
 
@@ -43,6 +43,6 @@ def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> CGAN:
   conditioning = models.Conditioning(info.num_classes, g_conditioning, d_conditioning)
   generator, discriminator = models.create_networks(
       config.model, info.field_shapes["image"], jnp.dtype(config.dtype), conditioning)
-  return CGAN(generator, discriminator, gan.adversarial_loss(config), config.model.noise_dim,
-              config.model.noise, info.num_classes)
+  return CGAN(generator, discriminator, num_classes=info.num_classes,
+              **gan.stabilisers(config))
 

@@ -23,6 +23,7 @@ from ml_collections import config_dict
 
 from gax import config_base, evaluation, metrics, models
 from gax import data as data_lib
+from gax import ema as ema_lib
 from gax.models import cyclegan as networks
 from gax.variants import base
 
@@ -119,6 +120,7 @@ class CycleGAN:
   best_metric: ClassVar[base.BestMetric] = base.BestMetric("fid_mean")
   reuses_fake: ClassVar[bool] = False  # the G step makes four translations of its own
   sampler: ClassVar[None] = None  # it translates images; it does not draw from noise
+  scorer: ClassVar[None] = None  # two discriminators, each over patches
 
   def with_hparams(self, hparams: dict[str, Array]) -> "CycleGAN":
     """This CycleGAN with the (possibly traced) loss weights of the train state."""
@@ -149,9 +151,9 @@ class CycleGAN:
     """direction "a2b" applies G_AB, "b2a" G_BA."""
     return self._g(params, "g_ab" if direction == "a2b" else "g_ba", images)
 
-  def discriminator_loss(self, params, batch_stats, real, key, fake=None):
+  def discriminator_loss(self, params, batch_stats, real, key, fake=None, iteration=0):
     """0.5 (LS(D(real), 1) + LS(D(pooled fake), 0)) for D_B and for D_A."""
-    del fake  # reuses_fake is False: the factory never passes one
+    del fake, iteration  # reuses_fake is False: the factory never passes a fake batch
     fake_b = jax.lax.stop_gradient(self._g(params, "g_ab", real["a"]))
     fake_a = jax.lax.stop_gradient(self._g(params, "g_ba", real["b"]))
     key_a, key_b = jax.random.split(key)
@@ -237,10 +239,10 @@ class CycleGANEvaluation:
 
   def _translated(self, state, images: np.ndarray, direction: str) -> np.ndarray:
     batch = self.config.eval.batch_size
+    params, batch_stats = ema_lib.generator_state(state)
     return np.concatenate([np.asarray(self._translate(
-        state["params"], state["batch_stats"],
-        data_lib.to_model_range(images[start:start + batch]), direction))
-        for start in range(0, len(images), batch)])
+        params, batch_stats, data_lib.to_model_range(images[start:start + batch]),
+        direction)) for start in range(0, len(images), batch)])
 
   def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
     result = {}

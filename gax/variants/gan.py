@@ -5,6 +5,12 @@ which adversarial loss (`config.loss.name`). The same class serves the class-con
 variants (gax/variants/cgan.py, acgan.py): with `num_classes` > 0 the batch carries
 "label", G draws for labels drawn uniformly, D judges (image, label) pairs, the sample
 grid has one row per class, and the evaluation adds the conditional metrics.
+
+The stabilisers are part of the same losses: a gradient penalty on D's input
+(`loss.penalty`, gax/penalties.py) sees D as a critic closed over the step's labels,
+augmentation and dropout; every image D sees, real or fake, in the D and the G step, goes
+through `config.augment` (gax/augment.py), whose adaptive p lives in
+`batch_stats["augment"]`; D's loss reports r_t = E[sign(D(x_real))], ADA's signal.
 """
 
 import dataclasses
@@ -16,13 +22,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gax import augment, evaluation, losses, models, penalties
 from gax import data as data_lib
-from gax import evaluation, losses, models
+from gax import ema as ema_lib
 from gax.variants import base
 
 Array = jax.Array
 Pytree = Any
-HPARAMS: dict[str, str] = {}  # the GAN's losses have no continuous weights
+HPARAMS = {"loss.penalty_weight": "penalty_weight"}
+_AUGMENT_STREAM = 0x61756744  # the augmentation's key, folded from a D call's key
+_PENALTY_STREAM = 3  # the penalty's key, folded from D's loss key
 
 
 def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28") -> None:
@@ -30,6 +39,16 @@ def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28") -> N
   config.loss = ml_collections.ConfigDict(dict(
       name="non_saturating",
       a=0.0, b=1.0, c=1.0,  # least_squares: fake, real, and what G wants D to say
+      penalty="none",  # gradient penalty on D's input: "wgan_gp", "zero_gp", "r1"
+      penalty_weight=10.0,  # lambda (wgan_gp, zero_gp) or gamma (r1)
+      penalty_every=1,  # > 1: lazy, on every N-th D update, weighted N times
+  ))
+  config.augment = ml_collections.ConfigDict(dict(
+      name="none",  # "diffaugment" (each op with probability p) or "ada" (adaptive p)
+      ops="color,translation,cutout",  # DiffAugment's policy
+      p=1.0,  # diffaugment: each op's probability (ADA's p starts at 0)
+      target=0.6,  # ada: the r_t that p steers towards
+      ada_kimg=100,  # ada: thousands of real images over which p can go from 0 to 1
   ))
 
 
@@ -42,11 +61,22 @@ def adversarial_loss(config: ml_collections.ConfigDict) -> losses.AdversarialLos
                                      config.loss.c)
 
 
+def penalty(config: ml_collections.ConfigDict) -> penalties.Penalty:
+  return penalties.Penalty(config.loss.penalty, config.loss.penalty_weight,
+                           config.loss.penalty_every)
+
+
+def stabilisers(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The GAN's fields that every member of the family takes from the config alike."""
+  return dict(loss=adversarial_loss(config), noise_dim=config.model.noise_dim,
+              noise=config.model.noise, penalty=penalty(config),
+              augmentation=augment.from_config(config))
+
+
 def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> "GAN":
   generator, discriminator = models.create_networks(
       config.model, info.field_shapes["image"], jnp.dtype(config.dtype))
-  return GAN(generator, discriminator, adversarial_loss(config), config.model.noise_dim,
-             config.model.noise)
+  return GAN(generator, discriminator, **stabilisers(config))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +89,8 @@ class GAN:
   noise_dim: int
   noise: str = "normal"
   num_classes: int = 0  # > 0: G and D are conditioned on a class label
+  penalty: penalties.Penalty = penalties.Penalty()
+  augmentation: augment.Augmentation = augment.Augmentation()
 
   name: ClassVar[str] = "gan"
   best_metric: ClassVar[base.BestMetric] = base.BestMetric("fid")
@@ -68,9 +100,19 @@ class GAN:
   def sampler(self) -> "GAN":
     return self
 
-  def with_hparams(self, hparams: dict[str, Array]) -> "GAN":
-    del hparams
+  @property
+  def scorer(self) -> "GAN":
     return self
+
+  def score(self, params, batch_stats, images, labels=None) -> Array:
+    out = self.discriminator.apply({"params": params["discriminator"],
+                                    "batch_stats": batch_stats["discriminator"]},
+                                   images, labels, train=False)
+    return out["logit"].astype(jnp.float32)
+
+  def with_hparams(self, hparams: dict[str, Array]) -> "GAN":
+    return dataclasses.replace(self, penalty=dataclasses.replace(
+        self.penalty, weight=hparams["penalty_weight"]))
 
   def sample_noise(self, key: Array, count: int) -> Array:
     if self.noise == "uniform":
@@ -94,6 +136,8 @@ class GAN:
     params = {"generator": g_vars["params"], "discriminator": d_vars["params"]}
     batch_stats = {"generator": g_vars.get("batch_stats", {}),
                    "discriminator": d_vars.get("batch_stats", {})}
+    if self.augmentation.adaptive:
+      batch_stats["augment"] = self.augmentation.initial_state()
     return params, batch_stats
 
   def _generate(self, params, batch_stats, z, labels, train: bool):
@@ -104,7 +148,11 @@ class GAN:
                                          mutable=["batch_stats"])
     return fake, updates["batch_stats"]
 
-  def _discriminate(self, params, d_stats, images, labels, key):
+  def _discriminate(self, params, batch_stats, d_stats, images, labels, key):
+    """D's outputs on the augmented images, in training mode, and its new statistics
+    (`d_stats`: D's statistics so far this step)."""
+    images = self.augmentation.apply(images, jax.random.fold_in(key, _AUGMENT_STREAM),
+                                     batch_stats.get("augment"))
     out, updates = self.discriminator.apply(
         {"params": params["discriminator"], "batch_stats": d_stats}, images, labels,
         train=True, mutable=["batch_stats"], rngs={"dropout": key})
@@ -133,26 +181,42 @@ class GAN:
     del fake_out, fake
     return jnp.zeros((), jnp.float32), {}
 
-  def discriminator_loss(self, params, batch_stats, batch, key, fake=None):
-    """D's loss on a real batch and a fake one, fresh unless given."""
+  def discriminator_loss(self, params, batch_stats, batch, key, fake=None, iteration=0):
+    """D's loss on a real batch and a fake one, fresh unless given; `iteration` counts
+    the D updates before this one (a lazy penalty's schedule)."""
     noise_key, real_key, fake_key = jax.random.split(key, 3)
     g_stats = {}
     if fake is None:
       fake, g_stats = self.generate(params, batch_stats, batch, noise_key)
     fake = jax.lax.stop_gradient(fake)
-    real_out, d_stats = self._discriminate(params, batch_stats["discriminator"],
-                                           batch["image"], batch.get("label"), real_key)
-    fake_out, d_stats = self._discriminate(params, d_stats, fake["image"],
+    labels = batch.get("label")
+    real_out, d_stats = self._discriminate(params, batch_stats, batch_stats["discriminator"],
+                                           batch["image"], labels, real_key)
+    fake_out, d_stats = self._discriminate(params, batch_stats, d_stats, fake["image"],
                                            fake.get("label"), fake_key)
     real_logit = real_out["logit"].astype(jnp.float32)
     fake_logit = fake_out["logit"].astype(jnp.float32)
     adversarial = self.loss.discriminator(real_logit, fake_logit)
     extra, extra_metrics = self.discriminator_terms(real_out, fake_out, batch, fake)
     loss = adversarial + extra
-    metrics = {"d_loss": loss,
-               "d_real": jnp.mean(self.loss.output_to_score(real_logit)),
-               "d_fake": jnp.mean(self.loss.output_to_score(fake_logit)), **extra_metrics}
-    return loss, ({"generator": g_stats, "discriminator": d_stats}, metrics)
+    real_signs = jnp.sign(jax.lax.stop_gradient(real_logit) - self.loss.threshold)
+    metrics = {"d_real": jnp.mean(self.loss.output_to_score(real_logit)),
+               "d_fake": jnp.mean(self.loss.output_to_score(fake_logit)),
+               "r_t": jnp.mean(real_signs), **extra_metrics}
+    if self.penalty.active:
+      # The penalty differentiates D as the real images met it: same labels, dropout
+      # and augmentation; its statistics updates are not kept.
+      critic = lambda images: self._discriminate(params, batch_stats, d_stats, images,
+                                                 labels, real_key)[0]["logit"]
+      metrics["d_penalty"] = self.penalty(critic, batch["image"], fake["image"],
+                                          jax.random.fold_in(key, _PENALTY_STREAM),
+                                          iteration)
+      loss = loss + metrics["d_penalty"]
+    new_stats = {"generator": g_stats, "discriminator": d_stats}
+    if self.augmentation.adaptive:
+      new_stats["augment"] = self.augmentation.adapt(batch_stats["augment"], real_signs)
+      metrics["augment_p"] = new_stats["augment"]["p"]
+    return loss, (new_stats, {"d_loss": loss, **metrics})
 
   def generator_loss(self, params, batch_stats, batch, key):
     """G's loss on a fresh fake batch."""
@@ -163,7 +227,7 @@ class GAN:
     return loss, ({**stats, "generator": g_stats}, metrics)
 
   def generator_loss_on_fake(self, params, batch_stats, fake, key):
-    fake_out, d_stats = self._discriminate(params, batch_stats["discriminator"],
+    fake_out, d_stats = self._discriminate(params, batch_stats, batch_stats["discriminator"],
                                            fake["image"], fake.get("label"), key)
     fake_logit = fake_out["logit"].astype(jnp.float32)
     extra, extra_metrics = self.generator_terms(fake_out, fake)
@@ -221,13 +285,14 @@ class GANEvaluation:
   def generate(self, state: dict[str, Any], labels: np.ndarray | None = None) -> np.ndarray:
     """eval.num_samples images from G in inference mode, float in [-1, 1]."""
     count, batch_size = self.config.eval.num_samples, self.config.eval.batch_size
+    params, batch_stats = ema_lib.generator_state(state)
     batches = []
     for i, start in enumerate(range(0, count, batch_size)):
       size = min(batch_size, count - start)
       noise = self.variant.sample_noise(jax.random.fold_in(self.evaluator.key, i), size)
       batch_labels = None if labels is None else jnp.asarray(labels[start:start + size])
-      batches.append(np.asarray(self._draw(state["params"], state["batch_stats"], noise,
-                                           batch_labels), np.float32))
+      batches.append(np.asarray(self._draw(params, batch_stats, noise, batch_labels),
+                                np.float32))
     return np.concatenate(batches)
 
   def __call__(self, state: dict[str, Any]) -> dict[str, Any]:

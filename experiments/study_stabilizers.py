@@ -1,0 +1,299 @@
+"""Which stabilisers make the quick start better? A seeded study in the manner of Lucic
+et al. (2018), on mnist5k with the quick start's networks and optimizer.
+
+  python experiments/study_stabilizers.py --workdir=workdirs/study_stabilizers
+
+1. Screen, at the CPU time of `--screen_steps` quick-start steps: adversarial loss
+   (non-saturating, least squares, hinge; and WGAN-GP: the Wasserstein critic with its
+   gradient penalty, five critic steps) x regularisation of D (none, spectral norm, R1;
+   WGAN-GP has its own penalty, so only none and spectral norm beside it).
+2. Final, at the quick start's CPU time (`--final_steps` of its steps): the quick start
+   as it is, the screen's best cell, and that cell with DiffAugment and with adaptive
+   augmentation (ADA).
+In both phases each cell's step is timed first, side by side with the quick start's; a
+cell that costs more per step gets proportionally fewer G steps, so every cell of a
+phase trains for the same CPU time.
+Every cell is `--seeds` seeds trained as one population program (`gax.sweep
+--population`); every run keeps an average of G (EMA, decay 0.995: StyleGAN2's 10k-image
+half-life at batch 64), which never changes training, so `gax.evaluate` measures the live
+G and its average from the same run (10,000 samples, digit-classifier features).
+
+Writes WORKDIR/results.csv (one row per run and generator), WORKDIR/table.md (mean ± std
+per cell) and WORKDIR/boxplot.png. A rerun skips what is done (trained trials, evaluated
+checkpoints); `--report_only` only rewrites the table and plot.
+"""
+
+import csv
+import json
+import math
+import pprint
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+from absl import app, flags, logging
+
+from gax import cli, config_base, files, train, trained_run
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Where the study keeps its runs and results.")
+flags.DEFINE_integer("seeds", 3, "Seeds per cell (one population each).")
+flags.DEFINE_integer("screen_steps", 300, "The screen's budget, in quick-start steps.")
+flags.DEFINE_integer("final_steps", 2000, "G steps of the quick start (the final budget).")
+flags.DEFINE_integer("eval_samples", 10000, "Generated images per evaluation.")
+flags.DEFINE_integer("timed_steps", 20, "Steps timed per cell to set its budget.")
+flags.DEFINE_bool("report_only", False, "Rewrite the table and plot from results.csv.")
+flags.DEFINE_string("best", "", "Skip the screen's choice: the final's best cell by name.")
+flags.mark_flags_as_required(["workdir"])
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "configs/dcgan_mnist.py:recipe=radford"  # the quick start before this study
+EMA = {"ema.decay": 0.995}
+LOSSES = {
+    "non-saturating": {"loss.name": "non_saturating"},
+    "least squares": {"loss.name": "least_squares"},
+    "hinge": {"loss.name": "hinge"},
+    "WGAN-GP": {"loss.name": "wasserstein", "loss.penalty": "wgan_gp",
+                "loss.penalty_weight": 10.0, "d_steps": 5},
+}
+REGULARISERS = {
+    "none": {},
+    "SN": {"model.d_spectral_norm": True},
+    "R1": {"loss.penalty": "r1", "loss.penalty_weight": 1.0},
+}
+AUGMENTATIONS = {
+    "DiffAugment": {"augment.name": "diffaugment"},
+    "ADA": {"augment.name": "ada"},
+}
+METRICS = ("fid", "kid", "precision", "recall")
+
+
+def screen_cells() -> dict[str, dict]:
+  cells = {}
+  for loss, loss_overrides in LOSSES.items():
+    for regulariser, reg_overrides in REGULARISERS.items():
+      if loss == "WGAN-GP" and regulariser == "R1":
+        continue  # a second gradient penalty on top of the critic's own
+      cells[f"{loss} / {regulariser}"] = {**loss_overrides, **reg_overrides}
+  return cells
+
+
+def final_cells(best: str, screen: dict[str, dict]) -> dict[str, dict]:
+  quick_start = "non-saturating / none"
+  cells = {f"quick start ({quick_start})": screen[quick_start], best: screen[best]}
+  for name, overrides in AUGMENTATIONS.items():
+    cells[f"{best} + {name}"] = {**screen[best], **overrides}
+  return cells
+
+
+def write_sweep_file(path: Path, trials: list[dict]) -> None:
+  """A sweep file (gax.sweep's `sweep(add)`) of the given trials: the record of a phase."""
+  files.write_atomically(path, (
+      '"""Written by experiments/study_stabilizers.py: the trials of one phase."""\n\n'
+      f"TRIALS = {pprint.pformat(trials, sort_dicts=False)}\n\n\n"
+      "def sweep(add):\n  for overrides in TRIALS:\n    add(**overrides)\n"))
+
+
+def step_ms(overrides: dict) -> float:
+  """The cell's compiled step time on this machine, after compilation and a warm-up."""
+  path, _, arg = CONFIG.partition(":")
+  config = config_base.load_config_file(ROOT / path, arg)
+  config_base.apply_overrides(config, overrides)
+  experiment = train.create_experiment(config)
+  state, step = experiment.initial_state(), experiment.step_fn(1)
+  for _ in range(3):
+    state, _ = step(state, experiment.data_for(0, 1))
+  jax.block_until_ready(state)
+  start = time.perf_counter()
+  for _ in range(FLAGS.timed_steps):
+    state, _ = step(state, experiment.data_for(0, 1))
+  jax.block_until_ready(state)
+  return 1e3 * (time.perf_counter() - start) / FLAGS.timed_steps
+
+
+def budgeted_steps(cells: dict[str, dict], budget: int, record: Path) -> dict[str, int]:
+  """G steps per cell: `budget` steps of the first cell (the quick start), scaled by its
+  step time over the cell's (timed side by side, twice over, the faster time kept). Kept
+  in `record`, so a rerun trains the same trials."""
+  if record.exists():
+    return json.loads(record.read_text())["steps"]
+  timed = {cell: min(step_ms({**overrides, **EMA}) for _ in range(2))
+           for cell, overrides in cells.items()}
+  baseline = next(iter(timed.values()))
+  steps = {cell: min(budget, round(budget * baseline / ms)) for cell, ms in timed.items()}
+  files.write_json(record, {"step_ms": timed, "steps": steps})
+  logging.info("Step times (ms): %s; G steps: %s", timed, steps)
+  return steps
+
+
+def run_phase(workdir: Path, cells: dict[str, dict], steps: dict[str, int]) -> list[dict]:
+  """Trains every cell's seeds (one population per cell); returns one entry per run."""
+  trials, runs = [], []
+  for cell, overrides in cells.items():
+    for seed in range(FLAGS.seeds):
+      trial = {**overrides, **EMA, "num_train_steps": steps[cell], "log_every": 50,
+               "sample_every": steps[cell], "checkpoint_every": steps[cell],
+               "eval.num_samples": FLAGS.eval_samples, "eval.parzen": False, "seed": seed}
+      runs.append({"cell": cell, "seed": seed})
+      trials.append(trial)
+  write_sweep_file(workdir / "sweep.py", trials)
+  start = time.perf_counter()
+  subprocess.run([sys.executable, "-m", "gax.sweep", f"--config={CONFIG}",
+                  f"--sweep={workdir / 'sweep.py'}", f"--workdir={workdir}", "--population"],
+                 cwd=ROOT, check=True)
+  logging.info("%s trained in %.0f s", workdir.name, time.perf_counter() - start)
+  with (workdir / "summary.csv").open() as f:  # the trials' workdirs, in the sweep's order
+    names = [row["trial"] for row in csv.DictReader(f)]
+  return [{**run, "workdir": workdir / name} for run, name in zip(runs, names, strict=True)]
+
+
+def training_seconds(workdir: Path) -> float:
+  """The run's training time from its log: steps between logged records over steps/s
+  (compilation and evaluations left out)."""
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
+             if '"steps_per_s"' in line]
+  previous, seconds = 0, 0.0
+  for record in records:
+    seconds += (record["step"] - previous) / record["steps_per_s"]
+    previous = record["step"]
+  return seconds
+
+
+def evaluate(run: dict, phase: str) -> list[dict]:
+  """Rows of results.csv for one run: its live G and its average, evaluated once."""
+  cached = run["workdir"] / "eval" / "study.json"
+  if cached.exists():
+    result = json.loads(cached.read_text())
+  else:
+    result = trained_run.evaluate_workdir(run["workdir"])
+    files.write_json(cached, result)
+  base = {"phase": phase, "cell": run["cell"], "seed": run["seed"], "step": result["step"],
+          "train_s": round(training_seconds(run["workdir"]), 1),
+          "workdir": run["workdir"].name}
+  return [{**base, "generator": "live", **{m: result["without_ema"][m] for m in METRICS}},
+          {**base, "generator": "EMA", **{m: result[m] for m in METRICS}}]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+  mean = sum(values) / len(values)
+  std = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
+  return mean, std
+
+
+def cell_summary(rows: list[dict]) -> list[dict]:
+  """Mean and sample std per (phase, cell, generator), in the order of the rows."""
+  groups = {}
+  for row in rows:
+    groups.setdefault((row["phase"], row["cell"], row["generator"]), []).append(row)
+  summary = []
+  for (phase, cell, generator), members in groups.items():
+    entry = {"phase": phase, "cell": cell, "generator": generator, "runs": len(members),
+             "steps": members[0]["step"],
+             "train_s": mean_std([float(m["train_s"]) for m in members])[0]}
+    for metric in METRICS:
+      entry[metric] = mean_std([float(m[metric]) for m in members])
+    summary.append(entry)
+  return summary
+
+
+def best_screen_cell(rows: list[dict]) -> str:
+  live = [s for s in cell_summary(rows) if s["phase"] == "screen" and s["generator"] == "live"]
+  return min(live, key=lambda s: s["fid"][0])["cell"]
+
+
+def write_table(path: Path, rows: list[dict], floor: float | None) -> None:
+  lines = ["| phase | cell | G | steps | train s | FID | KID (x1000) | precision | recall |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  for s in cell_summary(rows):
+    fid, kid, precision, recall = (s[m] for m in METRICS)
+    lines.append(f"| {s['phase']} | {s['cell']} | {s['generator']} | {s['steps']} | "
+                 f"{s['train_s']:.0f} | {fid[0]:.2f} ± {fid[1]:.2f} | "
+                 f"{1000 * kid[0]:.1f} ± {1000 * kid[1]:.1f} | {precision[0]:.3f} ± "
+                 f"{precision[1]:.3f} | {recall[0]:.3f} ± {recall[1]:.3f} |")
+  note = (f"\nReal floor (training images against held-out ones): FID {floor:.2f}.\n"
+          if floor else "")
+  files.write_atomically(path, "\n".join(lines) + "\n" + note)
+
+
+def write_boxplot(path: Path, rows: list[dict]) -> None:
+  """FID per cell and generator, one panel per phase, seeds as points (Lucic et al.)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  phases = list(dict.fromkeys(r["phase"] for r in rows))
+  figure, axes = plt.subplots(1, len(phases), figsize=(7 * len(phases), 5), squeeze=False)
+  for axis, phase in zip(axes[0], phases):
+    cells = list(dict.fromkeys(r["cell"] for r in rows if r["phase"] == phase))
+    for offset, (generator, colour) in enumerate((("live", "tab:blue"), ("EMA", "tab:orange"))):
+      values = [[float(r["fid"]) for r in rows if r["phase"] == phase and r["cell"] == c
+                 and r["generator"] == generator] for c in cells]
+      positions = [i * 3 + offset for i in range(len(cells))]
+      axis.boxplot(values, positions=positions, widths=0.8, patch_artist=True,
+                   boxprops=dict(facecolor=colour, alpha=0.4), medianprops=dict(color=colour))
+      for position, points in zip(positions, values):
+        axis.scatter([position] * len(points), points, color=colour, s=12, zorder=3,
+                     label=generator if position == positions[0] else None)
+    axis.set_xticks([i * 3 + 0.5 for i in range(len(cells))])
+    axis.set_xticklabels(cells, rotation=35, ha="right", fontsize=8)
+    axis.set_yscale("log")
+    axis.set_ylabel("FID (digit-classifier features, 10,000 samples)")
+    axis.set_title(f"{phase}: steps {sorted({r['step'] for r in rows if r['phase'] == phase})}")
+    axis.legend()
+  figure.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  figure.savefig(path, dpi=110)
+
+
+def read_rows(path: Path) -> list[dict]:
+  with path.open() as f:
+    return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+  partial = path.with_suffix(".partial")
+  with partial.open("w", newline="") as f:
+    writer = csv.DictWriter(f, list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  partial.replace(path)
+
+
+def floor_fid(rows: list[dict], workdir: Path) -> float | None:
+  for row in rows:
+    result = workdir / row["phase"] / row["workdir"] / "eval" / "study.json"
+    if result.exists():
+      return json.loads(result.read_text()).get("fid_real_floor")
+  return None
+
+
+def main(argv):
+  del argv
+  cli.run_command(lambda: run_study(Path(FLAGS.workdir)))
+
+
+def run_study(workdir: Path) -> None:
+  results = workdir / "results.csv"
+  if not FLAGS.report_only:
+    screen = screen_cells()
+    runs = run_phase(workdir / "screen", screen, budgeted_steps(
+        screen, FLAGS.screen_steps, workdir / "screen_budget.json"))
+    rows = [row for run in runs for row in evaluate(run, "screen")]
+    write_rows(results, rows)
+    best = FLAGS.best or best_screen_cell(rows)
+    logging.info("The screen's best cell (mean FID of the live G): %s", best)
+    cells = final_cells(best, screen)
+    final_runs = run_phase(workdir / "final", cells, budgeted_steps(
+        cells, FLAGS.final_steps, workdir / "final_budget.json"))
+    rows += [row for run in final_runs for row in evaluate(run, "final")]
+    write_rows(results, rows)
+  rows = read_rows(results)
+  write_table(workdir / "table.md", rows, floor_fid(rows, workdir))
+  write_boxplot(workdir / "boxplot.png", rows)
+  print((workdir / "table.md").read_text())
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.parse_flags)
