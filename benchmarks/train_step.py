@@ -5,11 +5,23 @@
 
 The step is the one `gax.main` runs (same experiment, same compiled update, data on the
 device), timed after compilation. FLOPs are counted from the step's jaxpr (gax.flops).
+
+`--ab` times variants of the config side by side instead, in one process: each
+`name:field=value,...` is the config with those overrides, and every round times
+`--steps` steps of the base config and of each variant in turn, so load on the machine
+falls on all of them alike. It prints each one's median step time and its ratio to the
+base's:
+
+  python benchmarks/train_step.py --config=configs/dcgan64.py --batch_size=64 --steps=10 \
+      --rounds=5 --ab="sn:model.d_spectral_norm=True;ema:ema.decay=0.999"
 """
 
+import ast
 import collections
+import copy
 import gzip
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +30,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from gax import flops, train
+from gax import config_base, flops, step_timing, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -30,6 +42,9 @@ flags.DEFINE_integer("steps_per_dispatch", 1, "Steps per compiled call.")
 flags.DEFINE_integer("profile", 0, "Also trace this many dispatches and print the device "
                      "time of the costliest kernels per step, as a JSON line before the "
                      "result (accelerators only).")
+flags.DEFINE_string("ab", None, "Variants timed side by side with the config: "
+                    "'name:field=value,field=value;name2:...'.")
+flags.DEFINE_integer("rounds", 5, "--ab: rounds of --steps steps per variant.")
 flags.mark_flags_as_required(["config"])
 
 # Dense peak FLOP/s by device kind and compute dtype (vendor figures).
@@ -88,6 +103,41 @@ def model_name(config) -> str:
   return config.model.name if "name" in config.model else config.variant
 
 
+def _literal(text: str):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def parse_ab(text: str) -> dict[str, dict]:
+  """'name:field=value,...;name2:...' -> {name: {field: value}}."""
+  variants = {}
+  for item in filter(None, (part.strip() for part in text.split(";"))):
+    name, _, overrides = item.partition(":")
+    variants[name] = {field: _literal(value) for field, _, value in
+                      (o.partition("=") for o in overrides.split(",") if o)}
+  return variants
+
+
+def compare(config, variants: dict[str, dict]) -> dict:
+  """Median step ms of the config and of each variant, timed in interleaved rounds."""
+  configs = {}
+  for name, overrides in {"base": {}, **variants}.items():
+    configs[name] = copy.deepcopy(config)
+    config_base.apply_overrides(configs[name], overrides)
+  times = step_timing.interleaved_step_ms(configs, FLAGS.steps, FLAGS.rounds, FLAGS.warmup)
+  median = {name: statistics.median(ms) for name, ms in times.items()}
+  return {"model": model_name(config), "batch_size": config.batch_size,
+          "device": f"{jax.default_backend()}:{jax.devices()[0].device_kind}",
+          "rounds": FLAGS.rounds, "steps_per_round": FLAGS.steps,
+          "step_ms": {name: round(ms, 2) for name, ms in median.items()},
+          "overhead": {name: round(ms / median["base"] - 1, 4) for name, ms in median.items()
+                       if name != "base"},
+          "step_ms_rounds": {name: [round(t, 1) for t in ms] for name, ms in times.items()},
+          "variants": variants, "jax": jax.__version__}
+
+
 def main(argv):
   del argv
   config = FLAGS.config
@@ -96,6 +146,9 @@ def main(argv):
   if FLAGS.dtype:
     config.dtype = FLAGS.dtype
   config.steps_per_dispatch = FLAGS.steps_per_dispatch
+  if FLAGS.ab:
+    print(json.dumps(compare(config, parse_ab(FLAGS.ab))))
+    return
   experiment = train.create_experiment(config)
   state = experiment.initial_state()
   count = FLAGS.steps_per_dispatch

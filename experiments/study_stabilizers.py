@@ -32,10 +32,9 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 from absl import app, flags, logging
 
-from gax import cli, config_base, files, train, trained_run
+from gax import cli, config_base, files, step_timing, trained_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where the study keeps its runs and results.")
@@ -43,7 +42,8 @@ flags.DEFINE_integer("seeds", 3, "Seeds per cell (one population each).")
 flags.DEFINE_integer("screen_steps", 300, "The screen's budget, in quick-start steps.")
 flags.DEFINE_integer("final_steps", 2000, "G steps of the quick start (the final budget).")
 flags.DEFINE_integer("eval_samples", 10000, "Generated images per evaluation.")
-flags.DEFINE_integer("timed_steps", 20, "Steps timed per cell to set its budget.")
+flags.DEFINE_integer("timed_steps", 5, "Steps per cell and round timed to set budgets.")
+flags.DEFINE_integer("timing_rounds", 5, "Interleaved rounds of the cells' timing.")
 flags.DEFINE_bool("report_only", False, "Rewrite the table and plot from results.csv.")
 flags.DEFINE_string("best", "", "Skip the screen's choice: the final's best cell by name.")
 flags.mark_flags_as_required(["workdir"])
@@ -96,31 +96,22 @@ def write_sweep_file(path: Path, trials: list[dict]) -> None:
       "def sweep(add):\n  for overrides in TRIALS:\n    add(**overrides)\n"))
 
 
-def step_ms(overrides: dict) -> float:
-  """The cell's compiled step time on this machine, after compilation and a warm-up."""
+def cell_config(overrides: dict):
   path, _, arg = CONFIG.partition(":")
   config = config_base.load_config_file(ROOT / path, arg)
-  config_base.apply_overrides(config, overrides)
-  experiment = train.create_experiment(config)
-  state, step = experiment.initial_state(), experiment.step_fn(1)
-  for _ in range(3):
-    state, _ = step(state, experiment.data_for(0, 1))
-  jax.block_until_ready(state)
-  start = time.perf_counter()
-  for _ in range(FLAGS.timed_steps):
-    state, _ = step(state, experiment.data_for(0, 1))
-  jax.block_until_ready(state)
-  return 1e3 * (time.perf_counter() - start) / FLAGS.timed_steps
+  config_base.apply_overrides(config, {**overrides, **EMA})
+  return config
 
 
 def budgeted_steps(cells: dict[str, dict], budget: int, record: Path) -> dict[str, int]:
   """G steps per cell: `budget` steps of the first cell (the quick start), scaled by its
-  step time over the cell's (timed side by side, twice over, the faster time kept). Kept
+  step time over the cell's (the median of interleaved rounds, gax/step_timing.py). Kept
   in `record`, so a rerun trains the same trials."""
   if record.exists():
     return json.loads(record.read_text())["steps"]
-  timed = {cell: min(step_ms({**overrides, **EMA}) for _ in range(2))
-           for cell, overrides in cells.items()}
+  timed = step_timing.median_step_ms(
+      {cell: cell_config(overrides) for cell, overrides in cells.items()},
+      FLAGS.timed_steps, FLAGS.timing_rounds)
   baseline = next(iter(timed.values()))
   steps = {cell: min(budget, round(budget * baseline / ms)) for cell, ms in timed.items()}
   files.write_json(record, {"step_ms": timed, "steps": steps})

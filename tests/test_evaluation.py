@@ -59,9 +59,14 @@ def _gax_evaluate(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_evaluation_during_training_and_from_the_command_line(tmp_path):
-  train.train_and_evaluate(_tiny_evaluated(load_config("dcgan_mnist")), str(tmp_path))
+  config = _tiny_evaluated(load_config("dcgan_mnist"))
+  config.ema.decay = 0.5  # evaluations draw from the average of G; gax.evaluate adds G's
+  train.train_and_evaluate(config, str(tmp_path))
   evaluated = [r for r in read_metrics(tmp_path) if "eval/fid" in r]
   assert [r["step"] for r in evaluated] == [2, 4]
+  # Evaluating during training loads the digit classifier: the grid's classes are logged.
+  modes = [r["health/grid_modes"] for r in read_metrics(tmp_path) if "health/grid_modes" in r]
+  assert len(modes) == 3 and all(1 <= m <= 10 for m in modes)
   saved = {s: json.loads((tmp_path / "eval" / f"step_{s}.json").read_text()) for s in (2, 4)}
   for result in saved.values():
     assert all(np.isfinite(result[key]) for key in REQUIRED_KEYS)
@@ -72,7 +77,9 @@ def test_evaluation_during_training_and_from_the_command_line(tmp_path):
   result = _gax_evaluate(f"--workdir={tmp_path}", "--step=2")
   assert result.returncode == 0, result.stderr[-3000:]
   printed = json.loads(result.stdout.strip().splitlines()[-1])
+  live = printed.pop("without_ema")
   assert printed == saved[2]  # the same checkpoint evaluates to the same numbers
+  assert set(REQUIRED_KEYS) <= set(live) and live["fid"] != printed["fid"]
   result = _gax_evaluate(f"--workdir={tmp_path}", "--step=best", "--num_samples=200")
   assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == best["step"]
 

@@ -2,14 +2,17 @@
 gradient penalties, spectral norm against NumPy's SVD, the EMA's closed form, DiffAugment
 and ADA; and a run with them all on, stopped and resumed, bit for bit."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from flax import traverse_util
 from test_train import load_config, read_metrics, tiny
 
-from gax import augment, ema, losses, models, penalties, train, trained_run
+from gax import augment, config_base, ema, health, losses, models, penalties, train, trained_run
 
 
 def test_hinge_at_logits_plus_minus_one_and_zero():
@@ -214,3 +217,73 @@ def test_a_run_with_every_stabiliser_resumes_bit_for_bit(tmp_path):
   # The average differs from G once it averages (start_step = 1).
   assert not np.allclose(jax.tree.leaves(states[0]["ema"]["params"])[0],
                          jax.tree.leaves(states[0]["params"]["generator"])[0])
+
+
+def test_sngan_cifar10_trains_under_mock_data(tmp_path):
+  for arg, model in (("model=resnet", "sngan_resnet"), ("model=sndcgan", "sndcgan")):
+    config = tiny(load_config("sngan_cifar10", arg), steps=2)
+    assert (config.model.name, config.loss.name, config.model.d_spectral_norm) == (
+        model, "hinge", True)
+    with tfds.testing.mock_data(num_examples=16):
+      final = train.train_and_evaluate(config, str(tmp_path / model))
+    assert np.isfinite(final["d_loss"]) and np.isfinite(final["g_loss"])
+  resnet = load_config("sngan_cifar10")
+  assert (resnet.d_steps, resnet.optimizer.b1, resnet.optimizer.b2) == (5, 0.0, 0.9)
+
+
+def test_mean_pairwise_distance_by_hand():
+  images = np.zeros((3, 2, 2, 1), np.float32)
+  images[1] = 1.0  # distance 2 from image 0 (four pixels of 1)
+  images[2, 0, 0] = 1.0  # distance 1 from image 0, sqrt(3) from image 1
+  np.testing.assert_allclose(health.mean_pairwise_distance(images),
+                             (2 + 1 + np.sqrt(3)) / 3, rtol=1e-9)
+  np.testing.assert_allclose(health.mean_pairwise_distance((images * 255).astype(np.uint8)),
+                             (2 + 1 + np.sqrt(3)) / 3, rtol=1e-9)
+
+
+def _monitor(**health_fields):
+  config = config_base.base_config().health
+  config.update(health_fields)
+  return health.Monitor(config, floor=0.0, chance=2 * np.log(2), reference_distance=1.0)
+
+
+def test_a_discriminator_loss_at_its_floor_warns_once_per_episode(caplog):
+  monitor = _monitor(patience=3)
+  caplog.set_level(logging.WARNING)
+  for step, d_loss in enumerate([0.01, 0.01, 0.5, 0.01, 0.01, 0.02, 0.01], 1):
+    monitor.after_log(step, d_loss)
+  warned = [r.getMessage() for r in caplog.records if "at its floor" in r.getMessage()]
+  assert len(warned) == 1 and warned[0].startswith("step 6: D's loss (0.02)")
+  for step in (8, 9, 10):  # still at the floor: no second line
+    monitor.after_log(step, 0.0)
+  monitor.after_log(11, 1.0)  # recovered; three more at the floor warn again
+  for step in (12, 13, 14):
+    monitor.after_log(step, 0.0)
+  assert sum("at its floor" in r.getMessage() for r in caplog.records) == 2
+  wasserstein = health.Monitor(_monitor().config)  # no floor: never warns
+  for step in range(10):
+    wasserstein.after_log(step, -100.0)
+  assert health.loss_at_chance(losses.get_adversarial_loss("hinge")) == 2.0
+  assert health.loss_at_chance(losses.get_adversarial_loss("least_squares")) == 0.25
+
+
+def test_a_collapsed_grid_warns_and_a_varied_one_does_not(caplog):
+  caplog.set_level(logging.WARNING)
+  rng = np.random.default_rng(0)
+  varied = rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
+  reference = rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
+  monitor = _monitor()
+  monitor.reference_distance = health.mean_pairwise_distance(reference)
+  assert abs(monitor.grid_signals(1, varied)["health/grid_diversity"] - 1) < 0.05
+  collapsed = np.repeat(varied[:1], 16, axis=0)
+  assert monitor.grid_signals(0, collapsed)["health/grid_diversity"] == 0.0
+  monitor.grid_signals(2, collapsed)  # step 0 does not count: one collapsed grid so far
+  assert not [r for r in caplog.records if "collapsed" in r.getMessage()]
+  monitor.grid_signals(3, collapsed)
+  assert [r for r in caplog.records if "collapsed" in r.getMessage()]
+  # Few classes also read as collapse, where a classifier counts them.
+  classes = _monitor()
+  classes.classify, classes.num_classes = (lambda images: np.zeros(len(images))), 10
+  for step in (1, 2):
+    assert classes.grid_signals(step, varied)["health/grid_modes"] == 1.0
+  assert sum("1 of 10 classes" in r.getMessage() for r in caplog.records) == 1

@@ -39,6 +39,8 @@ def tiny(config, steps=3):
   elif config.model.name == "dcgan64":
     config.model.ngf = config.model.ndf = 8
     config.data.image_size = 32
+  elif config.model.name in ("sndcgan", "sngan_resnet"):
+    config.model.ngf = config.model.ndf = 8
   return config
 
 
