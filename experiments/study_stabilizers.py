@@ -14,9 +14,11 @@ In both phases each cell's step is timed first, side by side with the quick star
 cell that costs more per step gets proportionally fewer G steps, so every cell of a
 phase trains for the same CPU time.
 Every cell is `--seeds` seeds trained as one population program (`gax.sweep
---population`); every run keeps an average of G (EMA, decay 0.995: StyleGAN2's 10k-image
-half-life at batch 64), which never changes training, so `gax.evaluate` measures the live
-G and its average from the same run (10,000 samples, digit-classifier features).
+--population`) and evaluated by `gax.evaluate` (10,000 samples, digit-classifier
+features). Every run keeps an average of G (EMA, decay 0.995: StyleGAN2's 10k-image
+half-life at batch 64, with its ramp-up), which never changes training, so the final
+phase measures the live G and its average from the same runs; the screen, which picks
+the loss and the regulariser, reports the live G.
 
 Writes WORKDIR/results.csv (one row per run and generator), WORKDIR/table.md (mean ± std
 per cell) and WORKDIR/boxplot.png. A rerun skips what is done (trained trials, evaluated
@@ -163,8 +165,10 @@ def evaluate(run: dict, phase: str) -> list[dict]:
   base = {"phase": phase, "cell": run["cell"], "seed": run["seed"], "step": result["step"],
           "train_s": round(training_seconds(run["workdir"]), 1),
           "workdir": run["workdir"].name}
-  return [{**base, "generator": "live", **{m: result["without_ema"][m] for m in METRICS}},
-          {**base, "generator": "EMA", **{m: result[m] for m in METRICS}}]
+  rows = [{**base, "generator": "live", **{m: result["without_ema"][m] for m in METRICS}}]
+  if phase == "final":
+    rows.append({**base, "generator": "EMA", **{m: result[m] for m in METRICS}})
+  return rows
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -240,7 +244,8 @@ def write_boxplot(path: Path, rows: list[dict]) -> None:
 
 def read_rows(path: Path) -> list[dict]:
   with path.open() as f:
-    return list(csv.DictReader(f))
+    return [row for row in csv.DictReader(f)
+            if row["phase"] == "final" or row["generator"] == "live"]
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:

@@ -71,6 +71,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.ema = ml_collections.ConfigDict(dict(
       decay=0.0,  # in [0, 1); 0: no average
       start_step=0,  # G steps before the average starts (a copy of G until then)
+      rampup=0.05,  # half-life at most this share of the steps averaged (StyleGAN2-ADA's)
   ))
   config.dtype = "float32"  # compute dtype; params and losses stay float32
   config.num_devices = 0  # 0: all local devices
@@ -257,6 +258,7 @@ RULES = [
     ("optimizer.d_max_column_norm", _at_least(0), "must be >= 0 (0: no limit)"),
     ("ema.decay", _fraction, "must be in [0, 1) (0: no average of G)"),
     ("ema.start_step", _at_least(0), "must be >= 0"),
+    ("ema.rampup", _at_least(0), "must be >= 0 (0: the decay from the first step)"),
     ("eval.use_ema", lambda v: isinstance(v, bool), "must be True or False"),
     ("health.real_examples", _at_least(0), "must be >= 0 (0: no r_t on real images)"),
     ("health.min_diversity", _at_least(0), "must be >= 0"),

@@ -238,7 +238,8 @@ class PopulationOutputs:
 
   def write_samples(self, step: int, images, scores) -> None:
     for index, run in enumerate(self.members):
-      run.write_samples(step, images[index], {k: v[index] for k, v in scores.items()})
+      run.write_samples(step, images[index], None if scores is None else
+                        {k: v[index] for k, v in scores.items()})
 
   def save_checkpoint(self, step: int, state) -> None:
     for index, run in enumerate(self.members):

@@ -122,7 +122,7 @@ class Experiment:
     update = update_lib.make_update_fn(self.variant, self.optimizers, config.d_steps,
                                        config.nan_policy, config.inject_nan_at_step,
                                        config.g_step_fake, config.ema.decay,
-                                       config.ema.start_step)
+                                       config.ema.start_step, config.ema.rampup)
     return with_batches(update, self.batches,
                         lambda x: sharding.constrain_batch(self.mesh, x, 1))
 

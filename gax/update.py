@@ -97,7 +97,8 @@ def all_finite(metrics: dict[str, Array]) -> Array:
 def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
                    nan_policy: str = "stop", inject_nan_at_step: int = 0,
                    g_step_fake: str = "fresh", ema_decay: float = 0.0,
-                   ema_start_step: int = 0) -> Callable[[TrainState, Batch], Any]:
+                   ema_start_step: int = 0, ema_rampup: float = 0.0
+                   ) -> Callable[[TrainState, Batch], Any]:
   """Builds the (uncompiled) function (state, batch) -> (state, metrics) of one step.
 
   `batch` holds `d_steps` real batches along its leading axis, already in model range.
@@ -150,7 +151,7 @@ def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
     learned = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state}
     if ema_decay:
       learned["ema"] = ema_lib.update(state["ema"], params, batch_stats, state["step"],
-                                      ema_decay, ema_start_step)
+                                      ema_decay, ema_start_step, ema_rampup)
     if nan_policy == "skip":
       finite = all_finite(metrics)
       learned = jax.tree.map(lambda new, old: jnp.where(finite, new, old), learned,

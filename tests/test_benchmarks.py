@@ -21,3 +21,17 @@ def test_train_step_benchmark_prints_one_json_line_with_its_figures():
   # The tutorial DCGAN's step: about 0.6 GFLOP per image, whatever the backend.
   assert 0.4 < report["gflop_per_image"] < 0.8
   assert report["tflops"] > 0 and report["device"].startswith("cpu")
+
+
+def test_ab_times_variants_side_by_side_and_reports_their_overhead():
+  result = subprocess.run(
+      [sys.executable, "benchmarks/train_step.py", "--config=configs/dcgan_mnist.py",
+       "--batch_size=8", "--steps=1", "--rounds=2", "--warmup=0",
+       "--ab=sn:model.d_spectral_norm=True;ema:ema.decay=0.9,ema.start_step=1"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  assert set(report["step_ms"]) == {"base", "sn", "ema"} and set(report["overhead"]) == {
+      "sn", "ema"}
+  assert all(len(rounds) == 2 for rounds in report["step_ms_rounds"].values())
+  assert report["variants"]["ema"] == {"ema.decay": 0.9, "ema.start_step": 1}

@@ -19,6 +19,7 @@ def _config(steps=3):
   # SGD: Adam divides by sqrt(v), which turns float-rounding differences in near-zero
   # gradients (vmapped and plain matmuls round differently) into full-size steps.
   config.optimizer.name, config.optimizer.learning_rate = "sgd", 0.05
+  config.health.real_examples = 16  # each member's r_t, vmapped, as its separate run's
   return config
 
 
@@ -72,7 +73,8 @@ def test_a_population_of_eight_seeds_matches_eight_separate_runs(tmp_path, separ
   for workdir, overrides in members:
     alone = separate_runs[workdir.name]
     _assert_close(restore_params(workdir, 3), restore_params(alone, 3), rtol=1e-5)
-    _assert_same_metrics(workdir, alone)
+    _assert_same_metrics(workdir, alone)  # the health records too: r_t, vmapped
+    assert any("health/r_t_held_out" in r for r in read_metrics(workdir))
     saved, _ = variants.read_run_config(workdir / "config.json")
     assert saved.seed == overrides["seed"]
     assert saved.optimizer.d_learning_rate == overrides["optimizer.d_learning_rate"]

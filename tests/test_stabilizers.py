@@ -122,19 +122,27 @@ def test_spectral_norm_brings_every_kernel_to_unit_norm(name, shape):
     np.testing.assert_array_equal(a, b)
 
 
-def test_ema_equals_its_closed_form():
+@pytest.mark.parametrize("rampup", [0.0, 0.25])
+def test_ema_equals_its_closed_form(rampup):
   decay, start = 0.9, 2
-  values = [float(v) for v in np.random.default_rng(0).normal(size=8)]
+  values = [float(v) for v in np.random.default_rng(0).normal(size=12)]
   tree = lambda v: ({"generator": {"w": jnp.full(3, v)}}, {"generator": {"m": jnp.full(2, -v)}})
   average = ema.initial(*tree(5.0))
   for step, value in enumerate(values):  # G's value after step `step` + 1
-    average = ema.update(average, *tree(value), jnp.asarray(step), decay, start)
-  # A copy of G up to step `start`, then averaged over the steps after it.
+    average = ema.update(average, *tree(value), jnp.asarray(step), decay, start, rampup)
+  # A copy of G up to step `start`, then averaged over the steps after it, with the
+  # weight of the old average 0.5 ** (1 / half-life) and the half-life ln(1/2)/ln(decay)
+  # = 6.58 steps capped at rampup times the steps averaged.
   expected = values[start - 1]
-  for value in values[start:]:
-    expected = decay * expected + (1 - decay) * value
-  np.testing.assert_allclose(average["params"]["w"], expected, rtol=1e-6)
-  np.testing.assert_allclose(average["batch_stats"]["m"], -expected, rtol=1e-6)
+  for averaged, value in enumerate(values[start:], 1):
+    half_life = np.log(0.5) / np.log(decay)
+    weight = 0.5 ** (1 / min(half_life, rampup * averaged)) if rampup else decay
+    expected = weight * expected + (1 - weight) * value
+  np.testing.assert_allclose(average["params"]["w"], expected, rtol=1e-5)
+  np.testing.assert_allclose(average["batch_stats"]["m"], -expected, rtol=1e-5)
+  if rampup:  # after 40 averaged steps the cap (10 steps) no longer binds
+    np.testing.assert_allclose(ema.beta(jnp.asarray(start + 39), decay, start, rampup),
+                               decay, rtol=1e-6)
 
 
 def test_diffaugment_is_a_function_of_its_key_and_passes_gradients():
@@ -197,6 +205,7 @@ def _stabilised(steps: int):
   config.ema.start_step = 1
   config.augment.name = "ada"
   config.augment.ada_kimg = 1  # p moves 8/1000 per D update
+  config.health.real_examples = 16
   return config
 
 
@@ -220,15 +229,33 @@ def test_a_run_with_every_stabiliser_resumes_bit_for_bit(tmp_path):
 
 
 def test_sngan_cifar10_trains_under_mock_data(tmp_path):
-  for arg, model in (("model=resnet", "sngan_resnet"), ("model=sndcgan", "sndcgan")):
-    config = tiny(load_config("sngan_cifar10", arg), steps=2)
-    assert (config.model.name, config.loss.name, config.model.d_spectral_norm) == (
-        model, "hinge", True)
-    with tfds.testing.mock_data(num_examples=16):
-      final = train.train_and_evaluate(config, str(tmp_path / model))
-    assert np.isfinite(final["d_loss"]) and np.isfinite(final["g_loss"])
-  resnet = load_config("sngan_cifar10")
-  assert (resnet.d_steps, resnet.optimizer.b1, resnet.optimizer.b2) == (5, 0.0, 0.9)
+  config = load_config("sngan_cifar10")
+  assert (config.model.name, config.loss.name, config.model.d_spectral_norm) == (
+      "sngan_resnet", "hinge", True)
+  assert (config.d_steps, config.optimizer.b1, config.optimizer.b2) == (5, 0.0, 0.9)
+  assert load_config("sngan_cifar10", "model=sndcgan").model.name == "sndcgan"
+  config = tiny(config, steps=2)
+  config.d_steps = 1  # five unrolled critic steps only multiply the compile time here
+  with tfds.testing.mock_data(num_examples=16):
+    final = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(final["d_loss"]) and np.isfinite(final["g_loss"])
+
+
+@pytest.mark.parametrize("name", ["sndcgan", "sngan_resnet"])
+def test_sngan_networks_shapes(name):
+  config = models.default_config(name)
+  generator, discriminator = models.create_networks(config, (32, 32, 3))
+  noise = jnp.zeros((2, config.noise_dim))
+  key = jax.random.PRNGKey(0)
+  g_vars = jax.eval_shape(lambda: generator.init(key, noise, train=False))
+  images = jax.eval_shape(lambda v: generator.apply(v, noise, train=False), g_vars)
+  assert images.shape == (2, 32, 32, 3)
+  d_vars = jax.eval_shape(lambda: discriminator.init(key, jnp.zeros(images.shape),
+                                                     train=False))
+  out = jax.eval_shape(lambda v: discriminator.apply(v, jnp.zeros(images.shape),
+                                                     train=False), d_vars)
+  assert out["logit"].shape == (2,) and "batch_stats" in d_vars  # D's u vectors
+  assert "batch_stats" in g_vars  # G's batch norm
 
 
 def test_mean_pairwise_distance_by_hand():

@@ -74,4 +74,4 @@ def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> ACGAN:
       config.model, info.field_shapes["image"], jnp.dtype(config.dtype), conditioning)
   return ACGAN(generator, discriminator, num_classes=info.num_classes,
                d_class_weight=config.loss.d_class_weight,
-               g_class_weight=config.loss.g_class_weight, **gan.stabilisers(config))
+               g_class_weight=config.loss.g_class_weight, **gan.family_fields(config))

@@ -44,5 +44,5 @@ def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> CGAN:
   generator, discriminator = models.create_networks(
       config.model, info.field_shapes["image"], jnp.dtype(config.dtype), conditioning)
   return CGAN(generator, discriminator, num_classes=info.num_classes,
-              **gan.stabilisers(config))
+              **gan.family_fields(config))
 

@@ -66,7 +66,7 @@ def penalty(config: ml_collections.ConfigDict) -> penalties.Penalty:
                            config.loss.penalty_every)
 
 
-def stabilisers(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def family_fields(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The GAN's fields that every member of the family takes from the config alike."""
   return dict(loss=adversarial_loss(config), noise_dim=config.model.noise_dim,
               noise=config.model.noise, penalty=penalty(config),
@@ -76,7 +76,7 @@ def stabilisers(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> "GAN":
   generator, discriminator = models.create_networks(
       config.model, info.field_shapes["image"], jnp.dtype(config.dtype))
-  return GAN(generator, discriminator, **stabilisers(config))
+  return GAN(generator, discriminator, **family_fields(config))
 
 
 @dataclasses.dataclass(frozen=True)
