@@ -84,7 +84,9 @@ def screen_cells() -> dict[str, dict]:
 
 def final_cells(best: str, screen: dict[str, dict]) -> dict[str, dict]:
   quick_start = "non-saturating / none"
-  cells = {f"quick start ({quick_start})": screen[quick_start], best: screen[best]}
+  cells = {f"quick start ({quick_start})": screen[quick_start]}
+  if best != quick_start:
+    cells[best] = screen[best]
   for name, overrides in AUGMENTATIONS.items():
     cells[f"{best} + {name}"] = {**screen[best], **overrides}
   return cells

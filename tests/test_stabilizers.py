@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from flax import traverse_util
-from test_train import load_config, read_metrics, tiny
+from test_train import load_config, read_metrics, straight_and_resumed, tiny
 
 from gax import augment, config_base, ema, health, losses, models, penalties, train, trained_run
 
@@ -210,10 +210,7 @@ def _stabilised(steps: int):
 
 
 def test_a_run_with_every_stabiliser_resumes_bit_for_bit(tmp_path):
-  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-  train.train_and_evaluate(_stabilised(4), str(straight))
-  train.train_and_evaluate(_stabilised(2), str(resumed))
-  train.train_and_evaluate(_stabilised(4), str(resumed))
+  straight, resumed = straight_and_resumed(_stabilised, tmp_path, 4, 2)
   assert read_metrics(resumed) == read_metrics(straight)
   metrics = [r for r in read_metrics(straight) if "d_loss" in r]
   assert [round(m["augment_p"], 6) for m in metrics] == [0.008, 0.016, 0.024, 0.032]

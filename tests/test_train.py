@@ -87,11 +87,20 @@ def test_config_trains_and_fills_the_workdir(name, tmp_path):
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [2, 3]
 
 
-def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path):
+def straight_and_resumed(make_config, tmp_path: Path, steps: int, stop: int
+                         ) -> tuple[Path, Path]:
+  """Workdirs of `make_config(steps)` trained straight, and trained to `stop` then run
+  again to `steps`."""
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=6), str(straight))
-  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=3), str(resumed))
-  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=6), str(resumed))
+  train.train_and_evaluate(make_config(steps), str(straight))
+  train.train_and_evaluate(make_config(stop), str(resumed))
+  train.train_and_evaluate(make_config(steps), str(resumed))
+  return straight, resumed
+
+
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path):
+  straight, resumed = straight_and_resumed(
+      lambda steps: tiny(load_config("dcgan_mnist"), steps=steps), tmp_path, 6, 3)
   assert [r["step"] for r in read_metrics(resumed) if "d_loss" in r] == [1, 2, 3, 4, 5, 6]
   assert read_metrics(resumed) == read_metrics(straight)
   for a, b in zip(jax.tree.leaves(restore_params(straight, 6)),

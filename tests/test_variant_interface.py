@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from test_train import ROOT, read_metrics, restore_params
+from test_train import ROOT, read_metrics, restore_params, straight_and_resumed
 
 from gax import data as data_lib
-from gax import train, variants
+from gax import variants
 from gax.variants import base
 
 HPARAMS = {"loss.weight": "weight"}
@@ -132,10 +132,7 @@ def _config(steps: int):
 
 
 def test_a_variant_from_outside_gax_trains_resumes_and_evaluates(tmp_path):
-  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-  train.train_and_evaluate(_config(4), str(straight))
-  train.train_and_evaluate(_config(2), str(resumed))
-  train.train_and_evaluate(_config(4), str(resumed))
+  straight, resumed = straight_and_resumed(_config, tmp_path, 4, 2)
   assert [r["step"] for r in read_metrics(straight) if "d_loss" in r] == [1, 2, 3, 4]
   assert read_metrics(resumed) == read_metrics(straight)
   for a, b in zip(jax.tree.leaves(restore_params(straight, 4)),

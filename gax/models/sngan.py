@@ -35,7 +35,9 @@ def _downsample(x: jax.Array) -> jax.Array:
   return nn.avg_pool(x, (2, 2), (2, 2))
 
 
-class SNDCGANGenerator(nn.Module):
+class _Generator(nn.Module):
+  """What both generators share: their fields, and z -> dense -> (size/8)^2 x width maps."""
+
   image_shape: tuple[int, int, int]
   ngf: int = 64
   dtype: jnp.dtype = jnp.float32
@@ -44,21 +46,31 @@ class SNDCGANGenerator(nn.Module):
   conditioning: str = "none"  # "cbn": conditional batch norm
   spectral_norm: bool = False
 
-  @nn.compact
-  def __call__(self, z, labels=None, train: bool = True):
-    height, width, channels = self.image_shape
+  def _start(self, z, labels, train: bool, width: int, **dense_options):
+    """(the first feature maps, G's batch-norm factory, its spectral-norm wrapper)."""
+    height, image_width, _ = self.image_shape
     sn = lambda layer: normalized(layer, self.spectral_norm, train)
     norm = cond.batch_norm(self.conditioning, self.num_classes, labels, train, self.dtype,
                            **_BN)
-    x = sn(nn.Dense(height // 8 * width // 8 * self.ngf * 8, dtype=self.dtype))(z)
-    x = nn.relu(norm()(x)).reshape((z.shape[0], height // 8, width // 8, self.ngf * 8))
+    x = sn(nn.Dense(height // 8 * image_width // 8 * width, dtype=self.dtype,
+                    **dense_options))(z)
+    return x.reshape((z.shape[0], height // 8, image_width // 8, width)), norm, sn
+
+
+class SNDCGANGenerator(_Generator):
+  ngf: int = 64
+
+  @nn.compact
+  def __call__(self, z, labels=None, train: bool = True):
+    x, norm, sn = self._start(z, labels, train, self.ngf * 8)
+    x = nn.relu(norm()(x))
     for width_factor in (4, 2, 1):
       # Chainer's Deconvolution2D(4, stride 2, pad 1) pads the dilated input by 2.
       x = sn(ConvTranspose(self.ngf * width_factor, (4, 4), strides=(2, 2),
                            padding=((2, 2), (2, 2)), dtype=self.dtype,
                            impl=self.conv_transpose))(x)
       x = nn.relu(norm()(x))
-    x = sn(Conv(channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
+    x = sn(Conv(self.image_shape[-1], (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                 impl=self.conv_transpose))(x)
     return jnp.tanh(x)
 
@@ -143,28 +155,16 @@ class DiscriminatorBlock(nn.Module):
     return h + shortcut
 
 
-class ResNetGenerator(nn.Module):
-  image_shape: tuple[int, int, int]
-  ngf: int = 256
-  dtype: jnp.dtype = jnp.float32
-  conv_transpose: str = "auto"  # unused: up-sampling is nearest-neighbour
-  num_classes: int = 0
-  conditioning: str = "none"  # "cbn": conditional batch norm
-  spectral_norm: bool = False
+class ResNetGenerator(_Generator):
+  ngf: int = 256  # conv_transpose is unused: up-sampling is nearest-neighbour
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
-    height, width, channels = self.image_shape
-    sn = lambda layer: normalized(layer, self.spectral_norm, train)
-    norm = cond.batch_norm(self.conditioning, self.num_classes, labels, train, self.dtype,
-                           **_BN)
-    x = sn(nn.Dense(height // 8 * width // 8 * self.ngf, kernel_init=_SHORTCUT_INIT,
-                    dtype=self.dtype))(z)
-    x = x.reshape((z.shape[0], height // 8, width // 8, self.ngf))
+    x, norm, sn = self._start(z, labels, train, self.ngf, kernel_init=_SHORTCUT_INIT)
     for _ in range(3):
       x = GeneratorBlock(self.ngf, norm, self.spectral_norm, train, self.dtype)(x)
     x = nn.relu(norm()(x))
-    x = sn(nn.Conv(channels, (3, 3), padding="SAME", kernel_init=_SHORTCUT_INIT,
+    x = sn(nn.Conv(self.image_shape[-1], (3, 3), padding="SAME", kernel_init=_SHORTCUT_INIT,
                    dtype=self.dtype))(x)
     return jnp.tanh(x)
 
