@@ -106,42 +106,43 @@ class SNDCGANDiscriminator(nn.Module):
                                       self.aux_classes, self.dtype)
 
 
-class GeneratorBlock(nn.Module):
-  """BN, ReLU, up, conv3x3, BN, ReLU, conv3x3; shortcut: up, conv1x1."""
+class _Block(nn.Module):
+  """What both residual blocks share: their width and same-padded convolutions."""
 
   features: int
-  norm: object  # a factory of (conditional) batch norm layers
   spectral_norm: bool
   train: bool
   dtype: jnp.dtype = jnp.float32
 
+  def conv(self, kernel: int, init):
+    return normalized(nn.Conv(self.features, (kernel, kernel), padding="SAME",
+                              kernel_init=init, dtype=self.dtype),
+                      self.spectral_norm, self.train)
+
+
+class GeneratorBlock(_Block):
+  """BN, ReLU, up, conv3x3, BN, ReLU, conv3x3; shortcut: up, conv1x1."""
+
+  norm: object = None  # a factory of (conditional) batch norm layers
+
   @nn.compact
   def __call__(self, x):
-    sn = lambda layer: normalized(layer, self.spectral_norm, self.train)
-    conv = lambda k, init: sn(nn.Conv(self.features, (k, k), padding="SAME",
-                                      kernel_init=init, dtype=self.dtype))
     h = _upsample(nn.relu(self.norm()(x)))
-    h = conv(3, _RESIDUAL_INIT)(h)
-    h = conv(3, _RESIDUAL_INIT)(nn.relu(self.norm()(h)))
-    return h + conv(1, _SHORTCUT_INIT)(_upsample(x))
+    h = self.conv(3, _RESIDUAL_INIT)(h)
+    h = self.conv(3, _RESIDUAL_INIT)(nn.relu(self.norm()(h)))
+    return h + self.conv(1, _SHORTCUT_INIT)(_upsample(x))
 
 
-class DiscriminatorBlock(nn.Module):
+class DiscriminatorBlock(_Block):
   """(ReLU unless first), conv3x3, ReLU, conv3x3, (avg pool); shortcut: conv1x1 and pool
   where the channels or the size change (the first block pools before its conv1x1)."""
 
-  features: int
-  downsample: bool
-  first: bool
-  spectral_norm: bool
-  train: bool
-  dtype: jnp.dtype = jnp.float32
+  downsample: bool = False
+  first: bool = False
 
   @nn.compact
   def __call__(self, x):
-    sn = lambda layer: normalized(layer, self.spectral_norm, self.train)
-    conv = lambda k, init: sn(nn.Conv(self.features, (k, k), padding="SAME",
-                                      kernel_init=init, dtype=self.dtype))
+    conv = self.conv
     h = x if self.first else nn.relu(x)
     h = conv(3, _RESIDUAL_INIT)(nn.relu(conv(3, _RESIDUAL_INIT)(h)))
     if self.downsample:
@@ -162,7 +163,7 @@ class ResNetGenerator(_Generator):
   def __call__(self, z, labels=None, train: bool = True):
     x, norm, sn = self._start(z, labels, train, self.ngf, kernel_init=_SHORTCUT_INIT)
     for _ in range(3):
-      x = GeneratorBlock(self.ngf, norm, self.spectral_norm, train, self.dtype)(x)
+      x = GeneratorBlock(self.ngf, self.spectral_norm, train, self.dtype, norm=norm)(x)
     x = nn.relu(norm()(x))
     x = sn(nn.Conv(self.image_shape[-1], (3, 3), padding="SAME", kernel_init=_SHORTCUT_INIT,
                    dtype=self.dtype))(x)
@@ -184,8 +185,8 @@ class ResNetDiscriminator(nn.Module):
   def __call__(self, x, labels=None, train: bool = True):
     x = x.astype(self.dtype)
     for i, downsample in enumerate((True, True, False, False)):
-      x = DiscriminatorBlock(self.ndf, downsample, i == 0, self.spectral_norm, train,
-                             self.dtype)(x)
+      x = DiscriminatorBlock(self.ndf, self.spectral_norm, train, self.dtype,
+                             downsample=downsample, first=i == 0)(x)
     features = jnp.sum(nn.relu(x), axis=(1, 2))  # global sum pooling
     logit = normalized(nn.Dense(1, kernel_init=_SHORTCUT_INIT, dtype=self.dtype),
                        self.spectral_norm, train)(features)[:, 0]
