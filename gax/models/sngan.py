@@ -75,8 +75,9 @@ class SNDCGANGenerator(_Generator):
     return jnp.tanh(x)
 
 
-class SNDCGANDiscriminator(nn.Module):
-  """Returns {"logit", "features"} (and "class_logits" with an auxiliary head)."""
+class _Discriminator(nn.Module):
+  """Both discriminators' fields; they return {"logit", "features"} (and "class_logits"
+  with an auxiliary head)."""
 
   ndf: int = 64
   dtype: jnp.dtype = jnp.float32
@@ -85,6 +86,9 @@ class SNDCGANDiscriminator(nn.Module):
   conditioning: str = "none"  # "projection"
   aux_classes: int = 0
   spectral_norm: bool = True
+
+
+class SNDCGANDiscriminator(_Discriminator):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -170,16 +174,8 @@ class ResNetGenerator(_Generator):
     return jnp.tanh(x)
 
 
-class ResNetDiscriminator(nn.Module):
-  """Returns {"logit", "features"} (and "class_logits" with an auxiliary head)."""
-
-  ndf: int = 128
-  dtype: jnp.dtype = jnp.float32
-  conv_transpose: str = "auto"  # unused: no strided convolutions
-  num_classes: int = 0
-  conditioning: str = "none"  # "projection"
-  aux_classes: int = 0
-  spectral_norm: bool = True
+class ResNetDiscriminator(_Discriminator):
+  ndf: int = 128  # conv_transpose is unused: no strided convolutions
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
