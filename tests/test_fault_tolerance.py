@@ -34,8 +34,11 @@ def _logged_steps(workdir: Path) -> int:
   return sum('"d_loss"' in line for line in path.read_text().splitlines()) if path.exists() else 0
 
 
-def _straight(workdir: Path, steps: int) -> Path:
-  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=steps), str(workdir))
+def _train_in_process(workdir: Path, steps: int) -> Path:
+  """The command line's run, with its health records (D's r_t on real images), in-process."""
+  config = tiny(load_config("dcgan_mnist"), steps=steps)
+  config.health.real_examples = load_config("dcgan_mnist").health.real_examples
+  train.train_and_evaluate(config, str(workdir))
   return workdir
 
 
@@ -64,7 +67,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_ends_like_a_straight_run(tmp_p
   result = _run(preempted, steps)
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"Resumed from the checkpoint of step {stopped_at}" in result.stderr
-  _assert_same_run(preempted, _straight(tmp_path / "straight", steps), steps)
+  _assert_same_run(preempted, _train_in_process(tmp_path / "straight", steps), steps)
 
 
 # gax.main with a metrics writer that writes half of each line, pauses, then the rest:
@@ -123,12 +126,12 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     assert process.returncode == 0, stderr[-3000:]
     break
   assert kills >= 3 and torn_lines >= 1
-  _assert_same_run(chaotic, _straight(tmp_path / "straight", steps), steps)
+  _assert_same_run(chaotic, _train_in_process(tmp_path / "straight", steps), steps)
 
 
 def test_a_damaged_latest_checkpoint_is_skipped_with_a_warning(tmp_path):
   damaged = tmp_path / "damaged"
-  train.train_and_evaluate(tiny(load_config("dcgan_mnist"), steps=4), str(damaged))
+  _train_in_process(damaged, 4)
   biggest = max((p for p in (damaged / "checkpoints" / "4").rglob("*") if p.is_file()),
                 key=lambda p: p.stat().st_size)
   data = bytearray(biggest.read_bytes())
@@ -140,7 +143,7 @@ def test_a_damaged_latest_checkpoint_is_skipped_with_a_warning(tmp_path):
   assert "Skipped the checkpoint of step 4" in result.stderr
   assert "Resumed from the checkpoint of step 2" in result.stderr
   assert (damaged / "checkpoints_damaged" / "4").is_dir()  # kept for inspection
-  _assert_same_run(damaged, _straight(tmp_path / "straight", 6), 6)
+  _assert_same_run(damaged, _train_in_process(tmp_path / "straight", 6), 6)
 
 
 def test_nan_stops_the_run_naming_step_network_and_quantity(tmp_path):
