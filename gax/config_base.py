@@ -294,7 +294,12 @@ VARIANT_RULES = [
     ("model.output_activation", lambda v: v in ("tanh", "sigmoid"),
      "must be 'tanh' or 'sigmoid'"),
     *((f"loss.{name}", _at_least(0), "must be >= 0") for name in (
-        "cycle_weight", "identity_weight", "pool_size", "d_class_weight", "g_class_weight")),
+        "cycle_weight", "identity_weight", "pool_size", "d_class_weight", "g_class_weight",
+        "unsupervised_weight")),
+    ("model.input_noise", _at_least(0), "must be >= 0 (the std of D's input noise)"),
+    ("model.hidden_noise", _at_least(0), "must be >= 0 (the std of D's hidden noise)"),
+    ("data.num_labeled", _at_least(1), "must be >= 1 (labelled training examples)"),
+    ("data.labeled_seed", _at_least(0), "must be >= 0"),
     ("loss.penalty_weight", _at_least(0), "must be >= 0 (the penalty's lambda or gamma)"),
     ("loss.penalty_every", _at_least(1), "must be >= 1 (D updates per penalty)"),
     ("augment.p", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,

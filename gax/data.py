@@ -29,12 +29,20 @@ class DataError(ValueError):
 FEATURES = ("image", "label")
 
 
+SUBSETS = ("all", "labeled", "unlabeled")
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """One split of one dataset, read in an order of its own."""
+  """One split of one dataset, read in an order of its own; or one side of the split's
+  labelled subset (`subset`): `num_labeled` examples, as many of each class, drawn by
+  `subset_seed` ("labeled"), or every other example ("unlabeled")."""
 
   dataset: str
   split: str = "train"
+  subset: str = "all"
+  num_labeled: int = 0
+  subset_seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,8 +254,38 @@ def to_uint8(images) -> np.ndarray:
                     np.uint8)
 
 
+def labeled_subset(labels: np.ndarray, num_classes: int, num_labeled: int,
+                   seed: int) -> np.ndarray:
+  """Sorted indices of `num_labeled` examples, num_labeled / num_classes of each class,
+  drawn by `seed` alone."""
+  per_class, remainder = divmod(num_labeled, num_classes)
+  counts = np.bincount(labels, minlength=num_classes)
+  if num_labeled <= 0 or remainder or per_class > counts.min():
+    raise DataError(
+        f"data.num_labeled = {num_labeled} cannot be drawn as an equal number of each of "
+        f"the {num_classes} classes from {len(labels)} examples (the rarest class has "
+        f"{counts.min()}); choose a positive multiple of {num_classes} up to "
+        f"{num_classes * counts.min()}")
+  rng = np.random.default_rng(seed)
+  chosen = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+            for c in range(num_classes)]
+  return np.sort(np.concatenate(chosen))
+
+
 def load_source(data_config: ml_collections.ConfigDict, source: Source) -> ImageDataset:
-  return load_dataset(data_config, source.dataset, source.split)
+  dataset = load_dataset(data_config, source.dataset, source.split)
+  if source.subset == "all":
+    return dataset
+  if dataset.labels is None:
+    raise DataError(f"a labelled subset (data.num_labeled) needs class labels, and dataset "
+                    f"{source.dataset!r} (split {source.split!r}) has none; choose a "
+                    "labelled dataset (mnist5k, digits, mnist, fashion_mnist, cifar10, ...)")
+  chosen = labeled_subset(dataset.labels, dataset.num_classes, source.num_labeled,
+                          source.subset_seed)
+  if source.subset == "unlabeled":
+    chosen = np.setdiff1d(np.arange(len(dataset)), chosen)
+  return dataclasses.replace(dataset, images=dataset.images[chosen],
+                             labels=dataset.labels[chosen])
 
 
 def load_batch_fields(data_config: ml_collections.ConfigDict, spec: BatchSpec,

@@ -55,6 +55,7 @@ class Monitor:
   label: str = ""  # a population member's prefix for log lines
   floor: float | None = None  # D's loss at perfect discrimination (None: unbounded)
   chance: float | None = None  # D's loss at chance
+  loss_metric: str = "d_loss"  # the logged metric that holds D's adversarial loss
   reference_distance: float | None = None  # of as many real training images as the grid
   classify: Callable[[np.ndarray], np.ndarray] | None = None  # uint8 images -> classes
   num_classes: int = 0
@@ -116,6 +117,7 @@ def create_monitor(config: ml_collections.ConfigDict, variant, reference: np.nda
   monitor = Monitor(config.health, label)
   if scorer is not None:
     monitor.floor, monitor.chance = scorer.loss.floor, loss_at_chance(scorer.loss)
+    monitor.loss_metric = scorer.adversarial_metric
   if reference is not None and len(reference) > 1:
     monitor.reference_distance = mean_pairwise_distance(reference)
   modes = config.health.grid_modes

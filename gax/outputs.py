@@ -100,8 +100,8 @@ class RunOutputs:
     for step in steps:
       self.last_metrics = {k: float(v[step - first_step]) for k, v in metrics.items()}
       self._writer.write_scalars(step, {**self.last_metrics, "steps_per_s": steps_per_s})
-      if "d_loss" in self.last_metrics:
-        self.monitor.after_log(step, self.last_metrics["d_loss"])
+      if self.monitor.loss_metric in self.last_metrics:
+        self.monitor.after_log(step, self.last_metrics[self.monitor.loss_metric])
     num_steps = self.config.num_train_steps
     logging.info("%sstep %d/%d  %s  %.2f steps/s  ETA %s", self.label, steps[-1], num_steps,
                  _console_metrics(self.last_metrics), steps_per_s,

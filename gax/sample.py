@@ -1,5 +1,5 @@
 """Command line: python -m gax.sample --workdir=DIR [--step=N|best] [--num_images=N]
-[--labels=3,3,7] [--out=DIR] [--seed=S].
+[--labels=3,3,7] [--out=DIR] [--seed=S] [--reconstruct].
 
 Draws from a trained run's generator (inference mode) and writes, into `--out` (default
 DIR/sampled/step_N/):
@@ -10,6 +10,10 @@ DIR/sampled/step_N/):
 - `interpolation.png` and `interpolation.gif`: walks through z between fixed noise
   vectors, as in Radford et al.: one row per walk in the PNG, one frame per point of the
   walks in the GIF (normal noise: spherical interpolation; uniform: linear).
+With `--reconstruct` (a run with an inference network, gax/inference.py), instead:
+- `reconstruction.png`: held-out images x beside G(E(x)), pair by pair;
+- `reconstruction_walks.png`: per row, a real x_a, G along the line E(x_a) -> E(x_b),
+  and the real x_b.
 """
 
 from pathlib import Path
@@ -23,6 +27,7 @@ from gax import cli, config_base, files, trained_run
 from gax import data as data_lib
 from gax import ema as ema_lib
 from gax import images as images_lib
+from gax import inference as inference_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained run's workdir.")
@@ -34,6 +39,8 @@ flags.DEFINE_integer("walks", 8, "Latent walks in the interpolation.")
 flags.DEFINE_integer("walk_steps", 10, "Points along each walk.")
 flags.DEFINE_integer("seed", 0, "Seed of the noise.")
 flags.DEFINE_string("out", None, "Output directory (default: DIR/sampled/step_N).")
+flags.DEFINE_bool("reconstruct", False, "Through the run's inference network (gax.inference):"
+                  " held-out x beside G(E(x)), and walks between two real images.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -128,9 +135,50 @@ def sample_run(workdir: str, step: str | None, num_images: int, labels_text: str
   return out_dir
 
 
+def reconstruct_run(workdir: str, step: str | None, num_images: int, walks: int,
+                    walk_steps: int, out: str | None) -> Path:
+  """Writes `reconstruction.png` (columns of x, G(E(x)) pairs) and
+  `reconstruction_walks.png` (x_a, G along E(x_a) -> E(x_b), x_b per row)."""
+  if num_images < 1 or walks < 1 or walk_steps < 2:
+    raise config_base.ConfigError("--num_images and --walks must be >= 1, --walk_steps >= 2")
+  run = trained_run.load(workdir, step)
+  inference_lib.check_run(run)
+  inference, encoder_params = inference_lib.load(run)
+  held_out = inference_lib.held_out_examples(run)
+  conditional = bool(inference.sampler.num_classes)
+  chosen = np.random.default_rng(0).permutation(len(held_out))[:max(num_images, 2 * walks)]
+  real = held_out.images[chosen]
+  labels = jnp.asarray(held_out.labels[chosen]) if conditional else None
+  rebuilt = data_lib.to_uint8(inference.reconstruct(
+      encoder_params, data_lib.to_model_range(real), labels))
+  out_dir = Path(out) if out else run.workdir / "sampled" / f"step_{run.step}"
+  count = min(num_images, len(real))
+  pairs = np.stack([real[:count], rebuilt[:count]], axis=1).reshape(-1, *real.shape[1:])
+  images_lib.save_png(out_dir / "reconstruction.png", images_lib.make_grid(pairs, 20))
+
+  ends = inference.encode(encoder_params, data_lib.to_model_range(real[:2 * walks]))
+  path = interpolate(ends[:walks], ends[walks:2 * walks], walk_steps, spherical=False)
+  params, batch_stats = inference.generator_state()
+  walk_labels = None if labels is None else labels[:walks]
+  frames = data_lib.to_uint8(jnp.stack([inference.sampler.draw(
+      params, batch_stats, point, walk_labels) for point in path]))  # [steps, walks, ...]
+  rows = [np.concatenate([real[i:i + 1], frames[:, i], real[walks + i:walks + i + 1]])
+          for i in range(walks)]
+  images_lib.save_png(out_dir / "reconstruction_walks.png",
+                      images_lib.make_grid(np.concatenate(rows), walk_steps + 2))
+  logging.info("Wrote %d reconstructions and %d walks between real images to %s", count,
+               walks, out_dir)
+  return out_dir
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if FLAGS.reconstruct:
+    cli.run_command(lambda: print(reconstruct_run(
+        FLAGS.workdir, FLAGS.step, FLAGS.num_images, FLAGS.walks, FLAGS.walk_steps,
+        FLAGS.out)))
+    return
   cli.run_command(lambda: print(sample_run(
       FLAGS.workdir, FLAGS.step, FLAGS.num_images, FLAGS.labels, FLAGS.walks,
       FLAGS.walk_steps, FLAGS.seed, FLAGS.out)))

@@ -102,6 +102,14 @@ CONFIG_CASES = [
      "config.model.conditioning = 'projection' must be 'concat' or 'cbn'"),
     ("acgan_mnist", {"loss.g_class_weight": -0.5},
      "config.loss.g_class_weight = -0.5 must be >= 0"),
+    ("ssgan_mnist", {"data.num_labeled": 5000}, "data.num_labeled = 5000 cannot be drawn as "
+     "an equal number of each of the 10 classes from 4000 examples (the rarest class has "
+     "400); choose a positive multiple of 10 up to 4000"),
+    ("ssgan_mnist", {"data.num_labeled": 105}, "data.num_labeled = 105 cannot be drawn"),
+    ("ssgan_mnist", {"data.num_labeled": 50}, "data.num_labeled = 50 is smaller than "
+     "batch_size = 100"),
+    ("ssgan_mnist", {"loss.unsupervised_weight": -1.0},
+     "config.loss.unsupervised_weight = -1.0 must be >= 0"),
 ]
 
 

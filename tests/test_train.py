@@ -35,12 +35,12 @@ def tiny(config, steps=3):
     config.model.num_blocks = 1
     if config.data.crop_size:  # 286 -> 256 becomes 36 -> 32
       config.data.image_size, config.data.crop_size = 36, 32
-  elif config.model.name == "mlp":
+  elif config.model.get("name") == "mlp":
     config.model.g_hidden, config.model.d_hidden = (32,), (16,)
-  elif config.model.name == "dcgan64":
+  elif config.model.get("name") == "dcgan64":
     config.model.ngf = config.model.ndf = 8
     config.data.image_size = 32
-  elif config.model.name in ("sndcgan", "sngan_resnet"):
+  elif config.model.get("name") in ("sndcgan", "sngan_resnet"):
     config.model.ngf = config.model.ndf = 8
   return config
 

@@ -12,13 +12,14 @@ import ml_collections
 
 from gax import augment, config_base, losses, models, optim, penalties
 from gax import data as data_lib
-from gax.variants import acgan, base, cgan, cyclegan, gan
+from gax.variants import acgan, base, cgan, cyclegan, gan, ssgan
 
 REGISTRY: dict[str, base.VariantModule] = {
     "gan": gan,
     "cgan": cgan,
     "acgan": acgan,
     "cyclegan": cyclegan,
+    "ssgan": ssgan,
 }
 # What a run's config.json records beside the config: facts of the run, not settings.
 RUN_RECORDS = ("devices_used", "data_info")

@@ -68,6 +68,7 @@ class Scorer(Protocol):
   """A variant whose D scores one image with one number (gax/health.py's signals)."""
 
   loss: Any  # a losses.AdversarialLoss: D's threshold, its floor and its loss at chance
+  adversarial_metric: str  # the logged metric that holds D's loss of that kind
 
   def score(self, params: Pytree, batch_stats: Pytree, images: Array,
             labels: Array | None) -> Array:

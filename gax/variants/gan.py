@@ -95,6 +95,7 @@ class GAN:
   name: ClassVar[str] = "gan"
   best_metric: ClassVar[base.BestMetric] = base.BestMetric("fid")
   reuses_fake: ClassVar[bool] = True
+  adversarial_metric: ClassVar[str] = "d_loss"
 
   @property
   def sampler(self) -> "GAN":
