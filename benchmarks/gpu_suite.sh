@@ -31,12 +31,12 @@ case $part in
     done
     for batch_size in 64 512; do
       for dtype in float32 bfloat16; do
-        step --config=configs/dcgan_mnist.py --batch_size=$batch_size --dtype=$dtype --steps=200
+        step --config=configs/dcgan_mnist.py:recipe=radford --batch_size=$batch_size --dtype=$dtype --steps=200
       done
     done
     record benchmarks/compare_with_peer.py --model=cyclegan --peer_dir="$peers/cyclegan" \
       --peer_python="$py" --batch_sizes=1 --rounds=1 --steps=30
-    record benchmarks/population.py --config=configs/dcgan_mnist.py --members=8 \
+    record benchmarks/population.py --config=configs/dcgan_mnist.py:recipe=radford --members=8 \
       --batch_size=64 --steps=50
     ;;
   *)

@@ -25,7 +25,7 @@ def run(command: list[str]) -> str:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="configs/dcgan_mnist.py")
+  parser.add_argument("--config", default="configs/dcgan_mnist.py:recipe=radford")
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--steps", type=int, default=300)
   parser.add_argument("--seeds", default="0,1")

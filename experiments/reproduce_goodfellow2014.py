@@ -39,8 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(name: str, steps: int):
+  # The plain DCGAN (BCE, no stabilisers) beside the paper's adversarial nets.
+  recipe = ",recipe=radford" if name == "dcgan_mnist" else ""
   config = config_base.load_config_file(ROOT / "configs" / f"{name}.py",
-                                        f"dataset={FLAGS.dataset}")
+                                        f"dataset={FLAGS.dataset}{recipe}")
   config.num_train_steps = steps
   config.checkpoint_every = steps
   config.eval.num_samples = FLAGS.num_samples

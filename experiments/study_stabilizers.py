@@ -48,6 +48,8 @@ flags.DEFINE_integer("timed_steps", 5, "Steps per cell and round timed to set bu
 flags.DEFINE_integer("timing_rounds", 5, "Interleaved rounds of the cells' timing.")
 flags.DEFINE_bool("report_only", False, "Rewrite the table and plot from results.csv.")
 flags.DEFINE_string("best", "", "Skip the screen's choice: the final's best cell by name.")
+flags.DEFINE_list("final_augmentations", ["DiffAugment", "ADA"],
+                  "Augmentations tried on the best cell in the final phase.")
 flags.mark_flags_as_required(["workdir"])
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +89,9 @@ def final_cells(best: str, screen: dict[str, dict]) -> dict[str, dict]:
   cells = {f"quick start ({quick_start})": screen[quick_start]}
   if best != quick_start:
     cells[best] = screen[best]
-  for name, overrides in AUGMENTATIONS.items():
-    cells[f"{best} + {name}"] = {**screen[best], **overrides}
+  for name in FLAGS.final_augmentations:
+    config_base.check_choice("--final_augmentations", name, AUGMENTATIONS)
+    cells[f"{best} + {name}"] = {**screen[best], **AUGMENTATIONS[name]}
   return cells
 
 
@@ -201,13 +204,13 @@ def best_screen_cell(rows: list[dict]) -> str:
 
 
 def write_table(path: Path, rows: list[dict], floor: float | None) -> None:
-  lines = ["| phase | cell | G | steps | train s | FID | KID (x1000) | precision | recall |",
+  lines = ["| phase | cell | G | steps | train s | FID | KID | precision | recall |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
   for s in cell_summary(rows):
     fid, kid, precision, recall = (s[m] for m in METRICS)
     lines.append(f"| {s['phase']} | {s['cell']} | {s['generator']} | {s['steps']} | "
                  f"{s['train_s']:.0f} | {fid[0]:.2f} ± {fid[1]:.2f} | "
-                 f"{1000 * kid[0]:.1f} ± {1000 * kid[1]:.1f} | {precision[0]:.3f} ± "
+                 f"{kid[0]:.2f} ± {kid[1]:.2f} | {precision[0]:.3f} ± "
                  f"{precision[1]:.3f} | {recall[0]:.3f} ± {recall[1]:.3f} |")
   note = (f"\nReal floor (training images against held-out ones): FID {floor:.2f}.\n"
           if floor else "")

@@ -123,7 +123,7 @@ def test_config_arguments_are_typed_and_checked():
   assert load_config("dcgan64", "channels=3").data.channels == 3
   with pytest.raises(ValueError, match="dataset, recipe"):
     load_config("dcgan_mnist", "learning_rate=3")
-  with pytest.raises(ValueError, match="'radford' or 'tutorial'"):
+  with pytest.raises(ValueError, match="'stabilised', 'radford' or 'tutorial'"):
     load_config("dcgan_mnist", "recipe=fast")
 
 
@@ -151,7 +151,7 @@ def test_command_line_overrides_and_config_argument(tmp_path):
     ("--config.batch_size=0", "config.batch_size = 0 must be > 0"),
     ("--config.dataset=no_such_dataset", "unknown dataset 'no_such_dataset'"),
     ("--config.model.name=resnet9000", "unknown model 'resnet9000'"),
-    ("--config=configs/dcgan_mnist.py:recipe=fast", "recipe must be 'radford' or 'tutorial'"),
+    ("--config=configs/dcgan_mnist.py:recipe=fast", "recipe must be 'stabilised', 'radford' or 'tutorial'"),
     ("--config.no_such_field=1", "no_such_field"),
     ("--config.g_step_fake=later", "config.g_step_fake = 'later' must be 'fresh' or 'reuse'"),
 ])
