@@ -26,17 +26,17 @@ def get_config(arg: str | None = None):
     config.optimizer.b1 = 0.5
     config.batch_size = 64
     config.num_train_steps = 2000
-  if arg.recipe == "stabilised":
-    config.loss.name = "least_squares"
-    config.loss.penalty, config.loss.penalty_weight = "r1", 1.0
-    config.ema.decay = 0.995
-    config.num_train_steps = 1816
+    if arg.recipe == "stabilised":
+      config.loss.name = "least_squares"
+      config.loss.penalty, config.loss.penalty_weight = "r1", 1.0
+      config.ema.decay = 0.995
+      config.num_train_steps = 1816
   elif arg.recipe == "tutorial":
     config.optimizer.learning_rate = 1e-4
     config.optimizer.eps = 1e-7  # Keras' Adam default
     config.batch_size = 256
     config.num_train_steps = 2500
-  elif arg.recipe != "stabilised":
+  else:
     raise ValueError(f"recipe must be 'stabilised', 'radford' or 'tutorial', got "
                      f"{arg.recipe!r}")
   config.log_every = 50
