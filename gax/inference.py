@@ -121,11 +121,9 @@ def encoder_loss(inference: Inference, features, feature_weight: float, encoder_
   return latent + feature_weight * feature, {"latent_loss": latent, "feature_loss": feature}
 
 
-def digit_classifier(run: trained_run.TrainedRun) -> classifier.DigitClassifier:
+def digit_classifier(run: trained_run.TrainedRun, train: data_lib.ImageDataset,
+                     held_out: data_lib.ImageDataset) -> classifier.DigitClassifier:
   """The run's evaluation classifier (cached; trained on the train split if absent)."""
-  train = data_lib.load_dataset(run.config.data, run.config.dataset, "train")
-  held_out = data_lib.load_dataset(run.config.data, run.config.dataset,
-                                   run.config.eval.split)
   recipe = classifier.ClassifierRecipe(seed=run.config.eval.classifier_seed)
   return classifier.load_or_train(train, held_out, recipe, run.config.eval.cache_dir)
 
@@ -147,8 +145,8 @@ def train_encoder(run: trained_run.TrainedRun, recipe: InferenceRecipe
   """E's parameters after `recipe.steps` steps, and its logged losses."""
   check_run(run)
   recipe.check()
-  features = _digit_features(digit_classifier(run))
   train = data_lib.load_dataset(run.config.data, run.config.dataset, "train")
+  features = _digit_features(digit_classifier(run, train, held_out_examples(run)))
   inference = Inference(run, Encoder(run.variant.sampler.noise_dim))
   conditional = bool(inference.sampler.num_classes)
   key = jax.random.PRNGKey(recipe.seed)
@@ -199,7 +197,8 @@ def evaluate_encoder(run: trained_run.TrainedRun, encoder_params, batch_size: in
       data_lib.to_model_range(held_out.images[i:i + batch_size]),
       jnp.asarray(held_out.labels[i:i + batch_size]) if conditional else None))
       for i in range(0, len(held_out), batch_size)])
-  digits = digit_classifier(run)
+  digits = digit_classifier(
+      run, data_lib.load_dataset(run.config.data, run.config.dataset, "train"), held_out)
   real = held_out.images
   return {
       "inference_label_agreement": float(np.mean(
