@@ -31,6 +31,8 @@ flags.DEFINE_integer("steps", 20, "Timed steps after the warm-up.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
 flags.DEFINE_integer("mesh_members", 0, "> 0: also time the population on a mesh of "
                      "this many member rows.")
+flags.DEFINE_list("forms", ["vmap", "unroll"], "Replicated population forms to time "
+                  "(population_step values).")
 flags.DEFINE_bool("sequential", True, "Also time each member alone, one after another.")
 flags.mark_flags_as_required(["config"])
 
@@ -59,7 +61,7 @@ def main(argv):
     config.batch_size = FLAGS.batch_size
   members = population.member_configs(config, [{"seed": s} for s in range(FLAGS.members)])
   rates, compile_times = {}, {}
-  for form in ("vmap", "unroll"):
+  for form in FLAGS.forms:
     config.population_step = form
     compile_times[form], step_s = time_steps(population.create_experiment(config, members))
     rates[form] = FLAGS.members / step_s
@@ -81,7 +83,7 @@ def main(argv):
     speedups = {f"{form}_speedup": round(rate / rates["sequential"], 3)
                 for form, rate in rates.items() if form != "sequential"}
   if FLAGS.mesh_members:
-    best_replicated = max(rates["vmap"], rates["unroll"])
+    best_replicated = max(rates[form] for form in FLAGS.forms)
     speedups["member_mesh_over_replicated"] = round(rates["member_mesh"] / best_replicated, 3)
   device = jax.devices()[0]
   print(json.dumps({
