@@ -47,6 +47,16 @@ def base_config() -> ml_collections.ConfigDict:
       max_device_bytes=4 * 2 ** 30,  # "auto" keeps datasets up to this size there
       crop_size=0,  # > 0: train on random crops of this size (CycleGAN: 286 -> 256)
       random_flip=False,  # mirror training images left-right at random
+      # Where batches come from: "memory" (the dataset decoded whole, on the device or
+      # the host), "stream" (decoded as read, in worker processes: gax/streaming.py) or
+      # "auto" (streams folder, ArrayRecord and TFDS datasets larger than the next field).
+      pipeline="auto",
+      max_memory_bytes=2 * 2 ** 30,
+      workers=2,  # streaming: decoding processes (0: in this process)
+      prefetch=2,  # streaming: batches each worker keeps ready
+      read_threads=1,  # streaming: decoding threads in each worker
+      pairs="auto",  # folders: "auto" (A/ and B/ folders) or "side_by_side" (AB images)
+      max_bad_fraction=0.01,  # folders: share of undecodable images skipped before stopping
   ))
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adam",
@@ -207,6 +217,8 @@ CHOICES = {
     "g_step_fake": ("fresh", "reuse"),
     "dtype": ("float32", "bfloat16"),
     "data.on_device": ("auto", "yes", "no"),
+    "data.pipeline": ("auto", "memory", "stream"),
+    "data.pairs": ("auto", "side_by_side"),
     "nan_policy": ("stop", "skip"),
     "population_step": ("auto", "vmap", "unroll"),
     "resume": ("strict", "allow_changes"),
@@ -269,6 +281,12 @@ RULES = [
     ("data.crop_size", _at_least(0), "must be >= 0 (0: no crop)"),
     ("data.num_fake_examples", _at_least(1), "must be >= 1"),
     ("data.max_device_bytes", _at_least(0), "must be >= 0"),
+    ("data.max_memory_bytes", _at_least(0), "must be >= 0"),
+    ("data.workers", _at_least(0), "must be >= 0 (0: decode in the training process)"),
+    ("data.prefetch", _at_least(1), "must be >= 1"),
+    ("data.read_threads", _at_least(1), "must be >= 1"),
+    ("data.max_bad_fraction", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+     "must be in [0, 1]"),
     ("inject_nan_at_step", _at_least(0), "must be >= 0 (0: never)"),
     ("eval_every", _at_least(0), "must be >= 0 (0: no evaluation)"),
     ("eval.num_samples", _at_least(2), "must be >= 2"),
@@ -295,7 +313,9 @@ VARIANT_RULES = [
      "must be 'tanh' or 'sigmoid'"),
     *((f"loss.{name}", _at_least(0), "must be >= 0") for name in (
         "cycle_weight", "identity_weight", "pool_size", "d_class_weight", "g_class_weight",
-        "unsupervised_weight")),
+        "unsupervised_weight", "l1_weight")),
+    ("model.num_downs", _at_least(1), "must be >= 1 (U-Net levels)"),
+    ("model.num_dropout", _at_least(0), "must be >= 0"),
     ("model.input_noise", _at_least(0), "must be >= 0 (the std of D's input noise)"),
     ("model.hidden_noise", _at_least(0), "must be >= 0 (the std of D's hidden noise)"),
     ("data.num_labeled", _at_least(1), "must be >= 1 (labelled training examples)"),

@@ -31,7 +31,8 @@ SAFE_FIELDS = ("num_train_steps", "log_every", "sample_every", "checkpoint_every
                "keep_checkpoints", "eval_every", "eval", "num_samples",
                "steps_per_dispatch", "num_devices", "mesh", "population_step", "nan_policy",
                "inject_nan_at_step", "data.on_device", "data.max_device_bytes",
-               "data.data_dir", "resume", "health")
+               "data.data_dir", "data.pipeline", "data.max_memory_bytes", "data.workers",
+               "data.prefetch", "data.read_threads", "resume", "health")
 HISTORY_FILE = "config_history.jsonl"
 
 

@@ -1,14 +1,21 @@
 """Image datasets by name, and the fields a variant's batch reads from them.
 
-Every dataset is held as uint8 images [N, H, W, C] (and int32 labels where it has them).
-Offline datasets ship inside PyPI packages; every other name is looked up in the
-TensorFlow Datasets catalog and read through `tfds.data_source` (no TensorFlow needed
-once the data is prepared). A variant names what its batch holds as `Field`s: a feature
-("image" or "label") of a `Source` (a dataset's split); gax/input_pipeline.py reads them
-in the run's seeded order.
+Every dataset is held as uint8 images [N, H, W, C] (and int32 labels where it has them;
+paired datasets also hold each image's pair). Offline datasets ship inside PyPI packages;
+`folder:PATH` reads image files (gax/image_folders.py), `arrayrecord:PATTERN` ArrayRecord
+files of encoded images, and every other name is looked up in the TensorFlow Datasets
+catalog and read through `tfds.data_source` (no TensorFlow needed once the data is
+prepared). Asked for lazily, the datasets that can be read by index give arrays that
+decode on indexing (gax/random_access.py), for the streaming path. A variant names what
+its batch holds as `Field`s: a feature ("image", "label" or "image_b") of a `Source` (a
+dataset's split); gax/input_pipeline.py reads them in the run's seeded order.
 """
 
 import dataclasses
+import glob
+import io
+import math
+import os
 from collections.abc import Callable
 
 import jax
@@ -17,16 +24,15 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from gax import memory
+from gax import image_folders, memory, random_access
+from gax.random_access import DataError
 
 Array = jax.Array
+ARRAY_RECORD_PREFIX = "arrayrecord:"
 
 
-class DataError(ValueError):
-  """A dataset that cannot be loaded as asked; the message says what to do."""
-
-
-FEATURES = ("image", "label")
+# "image_b": the second image of each pair, in a paired dataset (gax/image_folders.py).
+FEATURES = ("image", "label", "image_b")
 
 
 SUBSETS = ("all", "labeled", "unlabeled")
@@ -82,6 +88,11 @@ class ImageDataset:
   images: np.ndarray  # uint8, [N, H, W, C]
   labels: np.ndarray | None  # int32, [N], where the dataset has labels
   num_classes: int | None = None  # what the labels range over (the dataset's own count)
+  images_b: np.ndarray | None = None  # uint8 [N, H, W, C]: each image's pair, if paired
+
+  def feature(self, name: str) -> np.ndarray | None:
+    """The array of one feature ("image", "label" or "image_b"); None where it has none."""
+    return {"image": self.images, "label": self.labels, "image_b": self.images_b}[name]
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -155,8 +166,8 @@ OFFLINE_DATASETS: dict[str, Callable[[str, ml_collections.ConfigDict], ImageData
 }
 
 
-def _load_tfds(name: str, split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
-  """Reads a prepared TFDS dataset's images (and labels) into memory."""
+def _tfds_source(name: str, split: str, cfg: ml_collections.ConfigDict):
+  """The random-access source of a prepared TFDS dataset's split."""
   import tensorflow_datasets as tfds
 
   try:
@@ -164,8 +175,8 @@ def _load_tfds(name: str, split: str, cfg: ml_collections.ConfigDict) -> ImageDa
   except tfds.core.registered.DatasetNotFoundError:
     raise DataError(
         f"unknown dataset {name!r}; choose one of {', '.join(OFFLINE_DATASETS)} "
-        "(offline) or a TFDS catalog name such as mnist, fashion_mnist, cifar10, "
-        "celeb_a") from None
+        "(offline), folder:PATH, arrayrecord:FILES or a TFDS catalog name such as mnist, "
+        "fashion_mnist, cifar10, celeb_a") from None
   except Exception as e:  # TFDS raises several types for data that is not there.
     raise DataError(
         f"TFDS dataset {name!r} (split {split!r}) is not prepared in "
@@ -173,13 +184,22 @@ def _load_tfds(name: str, split: str, cfg: ml_collections.ConfigDict) -> ImageDa
         f"({type(e).__name__}). Prepare it once on a machine with network access: "
         f"`pip install tensorflow && tfds build {name} --file_format=array_record`, "
         "then copy the folder and pass --config.data.data_dir=DIR.") from None
-  first = source[0]
-  if "image" not in first:
+  if "image" not in source[0]:
     raise DataError(f"TFDS dataset {name!r} has no 'image' feature; its features "
-                    f"are {sorted(first)}")
-  num_classes = None
-  if "label" in first:  # a ClassLabel knows how many classes the dataset has
-    num_classes = getattr(source.dataset_info.features["label"], "num_classes", None)
+                    f"are {sorted(source[0])}")
+  return source
+
+
+def _tfds_num_classes(source) -> int | None:
+  if "label" not in source[0]:
+    return None
+  return getattr(source.dataset_info.features["label"], "num_classes", None)
+
+
+def _load_tfds(name: str, split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
+  """Reads a prepared TFDS dataset's images (and labels) into memory."""
+  source = _tfds_source(name, split, cfg)
+  num_classes = _tfds_num_classes(source)
   images, labels = [], []
   for i in range(len(source)):
     example = source[i]
@@ -189,57 +209,101 @@ def _load_tfds(name: str, split: str, cfg: ml_collections.ConfigDict) -> ImageDa
   shapes = {im.shape for im in images}
   if len(shapes) > 1:
     # Datasets of varied sizes are brought to one square size before stacking.
-    images = [_square_resize(im, cfg.image_size or min(min(s[:2]) for s in shapes))
-              for im in images]
+    size = cfg.image_size or min(min(s[:2]) for s in shapes)
+    images = [random_access.square_resize(im, size) for im in images]
   labels = np.asarray(labels, np.int32) if labels else None
   if labels is not None and num_classes is None:
     num_classes = int(labels.max()) + 1
   return ImageDataset(name, np.stack(images).astype(np.uint8), labels, num_classes)
 
 
-def _square_resize(image: np.ndarray, size: int) -> np.ndarray:
-  """Center-crops to a square, then resizes (the DCGAN recipe for faces)."""
-  height, width = image.shape[:2]
-  side = min(height, width)
-  top, left = (height - side) // 2, (width - side) // 2
-  image = image[top:top + side, left:left + side]
-  if side == size:
-    return image
-  squeezed = image[..., 0] if image.shape[-1] == 1 else image
-  resized = np.asarray(Image.fromarray(squeezed).resize((size, size), Image.BILINEAR))
-  return resized.reshape(size, size, image.shape[-1])
+def _tfds_reader(name: str, split: str, cfg: ml_collections.ConfigDict):
+  source = _tfds_source(name, split, cfg)
+  stored = tuple(source.dataset_info.features["image"].shape)
+  channels = cfg.channels or stored[-1]
+  if cfg.image_size:
+    shape = (cfg.image_size, cfg.image_size, channels)
+  elif None in stored[:2]:
+    raise DataError(f"TFDS dataset {name!r}'s images have no fixed size {stored}; set "
+                    "data.image_size to stream them")
+  else:
+    shape = (*stored[:2], channels)
+  return random_access.TfdsReader(name, split, cfg.data_dir, source, shape,
+                                  random_access.Decoding(cfg.image_size, channels),
+                                  _tfds_num_classes(source))
 
 
-def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
-  have = images.shape[-1]
-  if have == channels:
-    return images
-  if have == 1 and channels == 3:
-    return np.repeat(images, 3, axis=-1)
-  if have == 3 and channels == 1:
-    luminance = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.round(luminance)[..., None].astype(np.uint8)
-  raise DataError(f"cannot convert {have}-channel images to {channels} channels; "
-                  "channels must be 1 or 3")
+def _array_record_reader(name: str, split: str, cfg: ml_collections.ConfigDict):
+  """`arrayrecord:PATTERN`: files matching PATTERN, whose `{split}` the split fills;
+  without one, every record is the training split."""
+  pattern = name[len(ARRAY_RECORD_PREFIX):]
+  if "{split}" not in pattern and split != "train":
+    raise DataError(f"{name} names one split of records ('train'); put {{split}} in the "
+                    f"pattern to read split {split!r} from files of its own")
+  paths = sorted(glob.glob(os.path.expanduser(pattern.replace("{split}", split))))
+  if not paths:
+    raise DataError(f"{name}: no files match {pattern.replace('{split}', split)}")
+  first = random_access.ArrayRecordReader(paths, (0, 0, 0), random_access.Decoding(
+      channels=cfg.channels or 3))
+  if not len(first):
+    raise DataError(f"{name}: the files hold no records")
+  with Image.open(io.BytesIO(bytes(first.record(0)))) as image:
+    channels = cfg.channels or random_access.channels_of_mode(image.mode)
+    width, height = image.size
+  size = cfg.image_size
+  shape = (size, size, channels) if size else (height, width, channels)
+  return random_access.ArrayRecordReader(paths, shape,
+                                         random_access.Decoding(size, channels))
+
+
+def _reader(data_config: ml_collections.ConfigDict, name: str, split: str, lazy: bool):
+  """The random-access reader of a dataset that has one (None: read it whole)."""
+  if image_folders.is_folder(name):
+    return image_folders.load_reader(name, split, data_config)
+  if name.startswith(ARRAY_RECORD_PREFIX):
+    return _array_record_reader(name, split, data_config)
+  if lazy and name not in OFFLINE_DATASETS:
+    return _tfds_reader(name, split, data_config)
+  return None
+
+
+def _from_reader(name: str, reader, data_config, lazy: bool) -> ImageDataset:
+  """The reader's examples: decoded on indexing (`lazy`), or all decoded now."""
+  if lazy:
+    features = {f: random_access.Feature(reader, f) for f in reader.features}
+    if getattr(reader, "labels", None) is not None:
+      features["label"] = reader.labels  # known without decoding
+  else:
+    memory.check(len(reader) * math.prod(reader.image_shape) * (
+        1 + ("image_b" in reader.features)), f"{name} decoded in memory",
+                 memory.host_bytes())
+    features, _ = random_access.read_all(reader, data_config.max_bad_fraction)
+  return ImageDataset(name, features["image"], features.get("label"), reader.num_classes,
+                      features.get("image_b"))
 
 
 def load_dataset(data_config: ml_collections.ConfigDict, name: str,
-                 split: str = "train") -> ImageDataset:
-  """Loads dataset `name` at `data_config.image_size` and `data_config.channels`."""
+                 split: str = "train", lazy: bool = False) -> ImageDataset:
+  """Loads dataset `name` at `data_config.image_size` and `data_config.channels`;
+  `lazy`: where the dataset can be read by index, its images decode on indexing."""
+  reader = _reader(data_config, name, split, lazy)
+  if reader is not None:
+    return _from_reader(name, reader, data_config, lazy)
   if name in OFFLINE_DATASETS:
     dataset = OFFLINE_DATASETS[name](split, data_config)
   else:
     dataset = _load_tfds(name, split, data_config)
-  images = dataset.images
-  size, channels = data_config.image_size, data_config.channels or images.shape[-1]
+  size = data_config.image_size
   if size:
-    memory.check(len(images) * size * size * channels,
+    channels = data_config.channels or dataset.images.shape[-1]
+    memory.check(len(dataset) * size * size * channels,
                  f"{name} ({split}) resized to data.image_size = {size}",
                  memory.host_bytes())
-  if data_config.image_size and images.shape[1:3] != (data_config.image_size,) * 2:
-    images = np.stack([_square_resize(im, data_config.image_size) for im in images])
+  images = dataset.images
+  if size and images.shape[1:3] != (size, size):
+    images = np.stack([random_access.square_resize(im, size) for im in images])
   if data_config.channels:
-    images = _convert_channels(images, data_config.channels)
+    images = random_access.convert_channels(images, data_config.channels)
   return dataclasses.replace(dataset, images=images)
 
 
@@ -272,8 +336,25 @@ def labeled_subset(labels: np.ndarray, num_classes: int, num_labeled: int,
   return np.sort(np.concatenate(chosen))
 
 
-def load_source(data_config: ml_collections.ConfigDict, source: Source) -> ImageDataset:
-  dataset = load_dataset(data_config, source.dataset, source.split)
+def is_lazy(array) -> bool:
+  """Whether an example array decodes on indexing (random_access.Feature)."""
+  return isinstance(array, random_access.Feature)
+
+
+def materialize(data_config: ml_collections.ConfigDict, dataset: ImageDataset
+                ) -> ImageDataset:
+  """A lazy dataset decoded whole, in memory."""
+  if not is_lazy(dataset.images):
+    return dataset
+  return _from_reader(dataset.name, dataset.images.reader, data_config, lazy=False)
+
+
+def load_source(data_config: ml_collections.ConfigDict, source: Source,
+                lazy: bool = False) -> ImageDataset:
+  """One source's examples; `lazy` as `load_dataset` (a labelled subset is always read
+  whole)."""
+  dataset = load_dataset(data_config, source.dataset, source.split,
+                         lazy and source.subset == "all")
   if source.subset == "all":
     return dataset
   if dataset.labels is None:
@@ -284,12 +365,13 @@ def load_source(data_config: ml_collections.ConfigDict, source: Source) -> Image
                           source.subset_seed)
   if source.subset == "unlabeled":
     chosen = np.setdiff1d(np.arange(len(dataset)), chosen)
-  return dataclasses.replace(dataset, images=dataset.images[chosen],
-                             labels=dataset.labels[chosen])
+  return dataclasses.replace(
+      dataset, images=dataset.images[chosen], labels=dataset.labels[chosen],
+      images_b=None if dataset.images_b is None else dataset.images_b[chosen])
 
 
 def load_batch_fields(data_config: ml_collections.ConfigDict, spec: BatchSpec,
-                      wanted_by: str) -> dict[Source, ImageDataset]:
+                      wanted_by: str, lazy: bool = False) -> dict[Source, ImageDataset]:
   """Each source the spec reads, loaded once; `wanted_by` names the variant in errors."""
   datasets = {}
   for name, field in spec.items():
@@ -297,7 +379,12 @@ def load_batch_fields(data_config: ml_collections.ConfigDict, spec: BatchSpec,
       raise DataError(f"batch field {name!r} reads feature {field.feature!r}; a field "
                       f"reads one of {', '.join(FEATURES)}")
     if field.source not in datasets:
-      datasets[field.source] = load_source(data_config, field.source)
+      datasets[field.source] = load_source(data_config, field.source, lazy)
+    if field.feature == "image_b" and datasets[field.source].images_b is None:
+      raise DataError(
+          f"the {wanted_by} variant reads image pairs, and dataset "
+          f"{field.source.dataset!r} (split {field.source.split!r}) is not paired; give a "
+          "paired folder (folder:PATH with A/ and B/, or side-by-side AB images)")
     if field.feature == "label" and datasets[field.source].labels is None:
       raise DataError(
           f"the {wanted_by} variant needs class labels, and dataset "

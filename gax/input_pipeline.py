@@ -4,10 +4,11 @@ Batch b of a source is slice b mod (N // B) of a permutation drawn from
 fold_in(key, b // (N // B)); the key is the run's data key when the batch reads one
 source, and fold_in(data key, i) for the i-th of several. The order depends only on the
 seed and the step, so a resumed run reads exactly what an uninterrupted one would,
-whether the data lives on the device (gathered inside the compiled step) or on the host
-(handed to each dispatch). Fields of one source share its order (an image and its label,
-the two images of a pair), and random crops and flips are drawn per source and example,
-so both images of a pair get the same one.
+whether the data lives on the device (gathered inside the compiled step), on the host
+(handed to each dispatch) or on disk (streamed by gax/streaming.py in the same order).
+Fields of one source share its order (an image and its label, the two images of a
+pair), and random crops and flips, taken inside the step on every path, are drawn per
+source and example, so both images of a pair get the same one.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from gax import data as data_lib
 
@@ -82,7 +84,7 @@ class TrainBatches:
     return [name for name, field in self.spec.items() if field.source == source]
 
   def _image_fields(self, source: data_lib.Source) -> list[str]:
-    return [name for name in self._fields(source) if self.spec[name].feature == "image"]
+    return [name for name in self._fields(source) if self.spec[name].feature != "label"]
 
   def num_examples(self, source: data_lib.Source) -> int:
     return len(self.arrays[self._fields(source)[0]])
@@ -98,7 +100,7 @@ class TrainBatches:
     shapes = {}
     for name, array in self.arrays.items():
       shape = array.shape[1:]
-      if self.spec[name].feature == "image" and self.crop_size:
+      if self.spec[name].feature != "label" and self.crop_size:
         shape = (self.crop_size, self.crop_size, *shape[2:])
       shapes[name] = tuple(shape)
     return data_lib.DataInfo(shapes, self.num_classes)
@@ -177,8 +179,16 @@ class TrainBatches:
           augmented = self._augment([batch[n] for n in names],
                                     self.source_key(data_key, source), numbers)
           batch.update(zip(names, augmented))
-    return {name: data_lib.to_model_range(value) if self.spec[name].feature == "image"
+    return {name: data_lib.to_model_range(value) if self.spec[name].feature != "label"
             else value for name, value in batch.items()}
+
+  @property
+  def rows_per_process(self) -> int:
+    """Rows of each batch that `host_batches` gives this process: all of them."""
+    return self.batch_size
+
+  def close(self) -> None:
+    """Batches held in memory keep no worker processes or files to release."""
 
   def fixed_examples(self, name: str, count: int) -> np.ndarray:
     """`count` examples of a field in a fixed order independent of the seed, center
@@ -186,7 +196,7 @@ class TrainBatches:
     array = self.arrays[name]
     chosen = np.random.default_rng(0).permutation(len(array))[:count]
     examples = array[chosen]
-    if self.spec[name].feature == "image" and self.crop_size:
+    if self.spec[name].feature != "label" and self.crop_size:
       top = (examples.shape[1] - self.crop_size) // 2
       left = (examples.shape[2] - self.crop_size) // 2
       examples = examples[:, top:top + self.crop_size, left:left + self.crop_size]
@@ -194,17 +204,49 @@ class TrainBatches:
 
 
 def create_batches(data_config, spec: data_lib.BatchSpec, batch_size: int,
-                   batches_per_step: int, wanted_by: str) -> TrainBatches:
-  """Loads the spec's sources and decides where the data lives (`data.on_device`)."""
-  datasets = data_lib.load_batch_fields(data_config, spec, wanted_by)
-  arrays = {name: (datasets[field.source].images if field.feature == "image"
-                   else datasets[field.source].labels) for name, field in spec.items()}
+                   batches_per_step: int, wanted_by: str, whole_batches: bool = False
+                   ) -> TrainBatches:
+  """Loads the spec's sources and decides where the data lives: streamed from the host
+  (`data.pipeline`, gax/streaming.py), or in memory on the device or the host
+  (`data.on_device`). `whole_batches`: every process streams whole batches (a
+  population's), not only its devices' rows."""
+  from gax import streaming  # it builds on this module
+
+  datasets = data_lib.load_batch_fields(data_config, spec, wanted_by,
+                                        lazy=data_config.pipeline != "memory")
+  decoded_bytes = sum(d.images.nbytes * (1 + (d.images_b is not None))
+                      for d in datasets.values())
+  lazy = [s.dataset for s, d in datasets.items() if data_lib.is_lazy(d.images)]
+  stream = data_config.pipeline == "stream" or (
+      data_config.pipeline == "auto" and lazy and decoded_bytes > data_config.max_memory_bytes)
+  if stream and len(lazy) < len(datasets):
+    held = [s.dataset for s, d in datasets.items() if not data_lib.is_lazy(d.images)]
+    raise data_lib.DataError(
+        f"data.pipeline = 'stream' reads folder:, arrayrecord: and TFDS datasets; "
+        f"{', '.join(held)} is built in memory: use data.pipeline = 'memory' or 'auto'")
+  if not stream:
+    datasets = {s: data_lib.materialize(data_config, d) for s, d in datasets.items()}
+  arrays = {name: datasets[field.source].feature(field.feature)
+            for name, field in spec.items()}
+  labelled = [datasets[f.source].num_classes for f in spec.values() if f.feature == "label"]
+  num_classes = max(labelled) if labelled else None
+  if stream:
+    first_row, rows = (0, batch_size) if whole_batches else streaming.process_rows(batch_size)
+    logging.info("Input pipeline: streaming %.1f MB of decoded images from the host, "
+                 "%d worker process(es), %d batches of prefetch each; rows %d to %d of "
+                 "each batch of %d in this process", decoded_bytes / 2 ** 20,
+                 data_config.workers, data_config.prefetch, first_row, first_row + rows - 1,
+                 batch_size)
+    return streaming.StreamedBatches(
+        spec, arrays, batch_size, batches_per_step, False, data_config.crop_size,
+        data_config.random_flip, num_classes, data_config.workers, data_config.prefetch,
+        data_config.read_threads, (first_row, rows))
   num_bytes = sum(array.nbytes for array in arrays.values())
   if data_config.on_device == "auto":
     on_device = num_bytes <= data_config.max_device_bytes
   else:
     on_device = data_config.on_device == "yes"
-  labelled = [datasets[f.source].num_classes for f in spec.values() if f.feature == "label"]
+  logging.info("Input pipeline: %.1f MB in memory, kept on the %s", num_bytes / 2 ** 20,
+               "device" if on_device else "host")
   return TrainBatches(spec, arrays, batch_size, batches_per_step, on_device,
-                      data_config.crop_size, data_config.random_flip,
-                      max(labelled) if labelled else None)
+                      data_config.crop_size, data_config.random_flip, num_classes)

@@ -149,7 +149,12 @@ class Experiment:
         self._compiled["resident"] = sharding.global_array(self.batches.arrays,
                                                            self.replicated)
       return self._compiled["resident"]
-    return sharding.global_array(self.host_batches(step, count), self.data_sharding())
+    host = self.host_batches(step, count)
+    if self.batches.rows_per_process < self.batches.batch_size:
+      # This process read only its devices' rows of each batch.
+      return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
+          self.data_sharding(), x), host)
+    return sharding.global_array(host, self.data_sharding())
 
   def sample_inputs(self):
     return self.variant.sample_inputs(self.keys["samples"], self.config.num_samples,
@@ -190,9 +195,9 @@ class Experiment:
     labelled = "label" in spec
     sets = {"train": (self.batches.fixed_examples("image", count),
                       self.batches.fixed_examples("label", count) if labelled else None)}
-    try:
+    try:  # lazy: only the first `count` held-out images are decoded
       held_out = data_lib.load_source(self.config.data, data_lib.Source(
-          spec["image"].source.dataset, self.config.eval.split))
+          spec["image"].source.dataset, self.config.eval.split), lazy=True)
     except data_lib.DataError as e:
       logging.info("No held-out r_t: %s", e)
       return sets
@@ -233,10 +238,12 @@ class Experiment:
         *ema_lib.generator_state(ema_lib.chosen(state, self.config)), inputs))
 
 
-def load_batches(config: ml_collections.ConfigDict) -> input_pipeline.TrainBatches:
+def load_batches(config: ml_collections.ConfigDict, num_members: int = 1
+                 ) -> input_pipeline.TrainBatches:
   """The variant's training data, in the run's order; logs where it lives."""
   batches = input_pipeline.create_batches(config.data, variants.batch_spec(config),
-                                          config.batch_size, config.d_steps, config.variant)
+                                          config.batch_size, config.d_steps, config.variant,
+                                          whole_batches=num_members > 1)
   for name, field in batches.spec.items():
     logging.info("Batch field %r: %s of %s (%s), %d examples of shape %s, kept on the %s",
                  name, field.feature, field.source.dataset, field.source.split,
@@ -271,7 +278,7 @@ def create_experiment(config: ml_collections.ConfigDict, num_members: int = 1
   """Validates the config, loads the data and builds the variant; `num_members` > 1
   builds the mesh for a population of that many (gax/population.py stacks it)."""
   mesh = create_mesh(config, num_members)
-  batches = load_batches(config)
+  batches = load_batches(config, num_members)
   variant = variants.create(config, batches.info)
   if config.g_step_fake == "reuse" and not variant.reuses_fake:
     raise config_base.ConfigError(
@@ -386,6 +393,7 @@ def run(experiment: Experiment, outputs, workdirs: list[Path]) -> None:
     outputs.check_resumable()
     stop = stack.enter_context(StopSignals())
     stack.callback(outputs.close)
+    stack.callback(experiment.batches.close)
     run_loop(experiment, outputs, stop)
 
 

@@ -159,6 +159,9 @@ def command_line_cases(scratch: Path) -> list[tuple[str, list[str]]]:
       ("gax.main --population with a missing file",
        [*main, "--config=configs/dcgan_mnist.py", work, f"--population={scratch / 'p.json'}"]),
   ]
+  cases += [(what, [*main, f"--config=configs/{config.replace(':', '.py:', 1)}", work,
+                    *(f"--config.{k}={v}" for k, v in overrides.items())])
+            for what, config, overrides, _ in folder_cases(scratch)]
   return cases + [(what, argv) for what, argv, _ in fid_cases(scratch) + sweep_cases(scratch)]
 
 
@@ -184,6 +187,43 @@ def sweep_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
        "--slurm.partition: SLURM options need --launcher=slurm"),
       ("gax.sweep with a SLURM option without a value", [*command, "--slurm.partition"],
        "--slurm.partition: write SLURM options as --slurm.KEY=VALUE"),
+  ]
+
+
+def folder_cases(scratch: Path) -> list[tuple[str, str, dict, str]]:
+  """Folder datasets that cannot be read: (what, config file[:arg], overrides, part of the
+  message); `tests/test_folders.py` checks each in-process and one through gax.main."""
+  from PIL import Image  # noqa: PLC0415
+
+  root = scratch / "folders"
+  empty, texts, mixed, pairs, broken = (root / n for n in (
+      "empty", "texts", "mixed", "pairs", "broken"))
+  for folder in (empty, texts, mixed, pairs / "A", pairs / "B", broken):
+    folder.mkdir(parents=True, exist_ok=True)
+  (texts / "notes.txt").write_text("no images here")
+  (texts / "table.csv").write_text("a,b\n")
+  for name, size in (("small", (8, 8)), ("wide", (8, 12))):
+    Image.fromarray(np.zeros(size, np.uint8)).save(mixed / f"{name}.png")
+  for side, names in (("A", ("x", "y", "z")), ("B", ("x", "y", "w"))):
+    for name in names:
+      Image.fromarray(np.zeros((8, 8), np.uint8)).save(pairs / side / f"{name}.png")
+  for i in range(4):
+    Image.fromarray(np.full((8, 8), i, np.uint8)).save(broken / f"{i}.png")
+  (broken / "2.png").write_bytes(b"\x89PNG garbage")
+  return [
+      ("an empty folder", f"dcgan_mnist:dataset=folder:{empty}", {}, "has no files"),
+      ("a folder without images", f"dcgan_mnist:dataset=folder:{texts}", {},
+       "has 2 files but no images of the formats read (.png .jpg"),
+      ("paired folders whose names differ",
+       f"pix2pix_folder:dataset=folder:{pairs},layout=folders", {},
+       "paired folders must hold the same file names: 1 in"),
+      ("images of mixed sizes without a resize rule", f"dcgan_mnist:dataset=folder:{mixed}",
+       {}, "images differ in size: 8x8 (small.png), 12x8 (wide.png); set data.image_size"),
+      ("more undecodable images than allowed", f"dcgan_mnist:dataset=folder:{broken}",
+       {"data.max_bad_fraction": 0.1}, "1 of 4 images in"),
+      ("pix2pix on a folder without pairs",
+       f"pix2pix_folder:dataset=folder:{mixed},layout=folders",
+       {"data.image_size": 8, "data.crop_size": 0}, "is not paired"),
   ]
 
 

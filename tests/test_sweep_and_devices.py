@@ -11,6 +11,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from image_files import class_folder
 from test_train import ROOT, read_metrics, restore_params
 
 from gax import config_base, sweep
@@ -106,11 +107,16 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("on_device", ["yes", "no"])
-def test_two_processes_train_what_one_process_with_two_devices_trains(tmp_path, on_device):
+@pytest.mark.parametrize("data", ["on_device", "on_host", "streamed"])
+def test_two_processes_train_what_one_process_with_two_devices_trains(tmp_path, data):
   flags = ["-m", "gax.main", "--config=configs/dcgan_mnist.py",
            *(f"--config.{t}" for t in TINY), "--config.optimizer.name=sgd",
-           "--config.optimizer.learning_rate=0.05", f"--config.data.on_device={on_device}"]
+           "--config.optimizer.learning_rate=0.05",
+           f"--config.data.on_device={'yes' if data == 'on_device' else 'no'}"]
+  if data == "streamed":  # each process decodes only its own rows of every batch
+    folder = class_folder(tmp_path / "digits", 200)
+    flags += [f"--config.dataset=folder:{folder}", "--config.data.pipeline=stream",
+              "--config.data.workers=1"]
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device each
   port = _free_port()
   processes = [subprocess.Popen(
@@ -121,6 +127,8 @@ def test_two_processes_train_what_one_process_with_two_devices_trains(tmp_path, 
   logs = [p.communicate(timeout=300)[0] for p in processes]
   assert all(p.returncode == 0 for p in processes), logs[1][-3000:] + logs[0][-3000:]
   assert "Training on 2 cpu device(s)" in logs[1]
+  if data == "streamed":
+    assert "rows 4 to 7 of each batch of 8 in this process" in logs[0]  # process 1
   single = subprocess.run(
       [sys.executable, *flags, f"--workdir={tmp_path / 'one'}"], cwd=ROOT, timeout=300,
       env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},

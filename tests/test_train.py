@@ -35,6 +35,11 @@ def tiny(config, steps=3):
     config.model.num_blocks = 1
     if config.data.crop_size:  # 286 -> 256 becomes 36 -> 32
       config.data.image_size, config.data.crop_size = 36, 32
+  elif config.variant == "pix2pix":
+    config.batch_size = 2
+    config.model.update(ngf=8, ndf=8, num_downs=5, num_layers=2)
+    if config.data.crop_size:
+      config.data.image_size, config.data.crop_size = 36, 32
   elif config.model.get("name") == "mlp":
     config.model.g_hidden, config.model.d_hidden = (32,), (16,)
   elif config.model.get("name") == "dcgan64":
@@ -156,7 +161,8 @@ def test_command_line_overrides_and_config_argument(tmp_path):
     ("--config.batch_size=0", "config.batch_size = 0 must be > 0"),
     ("--config.dataset=no_such_dataset", "unknown dataset 'no_such_dataset'"),
     ("--config.model.name=resnet9000", "unknown model 'resnet9000'"),
-    ("--config=configs/dcgan_mnist.py:recipe=fast", "recipe must be 'stabilised', 'radford' or 'tutorial'"),
+    ("--config=configs/dcgan_mnist.py:recipe=fast",
+     "recipe must be 'stabilised', 'radford' or 'tutorial'"),
     ("--config.no_such_field=1", "no_such_field"),
     ("--config.g_step_fake=later", "config.g_step_fake = 'later' must be 'fresh' or 'reuse'"),
 ])

@@ -12,7 +12,7 @@ import ml_collections
 
 from gax import augment, config_base, losses, models, optim, penalties
 from gax import data as data_lib
-from gax.variants import acgan, base, cgan, cyclegan, gan, ssgan
+from gax.variants import acgan, base, cgan, cyclegan, gan, pix2pix, ssgan
 
 REGISTRY: dict[str, base.VariantModule] = {
     "gan": gan,
@@ -20,6 +20,7 @@ REGISTRY: dict[str, base.VariantModule] = {
     "acgan": acgan,
     "cyclegan": cyclegan,
     "ssgan": ssgan,
+    "pix2pix": pix2pix,
 }
 # What a run's config.json records beside the config: facts of the run, not settings.
 RUN_RECORDS = ("devices_used", "data_info")

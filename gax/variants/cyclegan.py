@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 from ml_collections import config_dict
 
-from gax import config_base, evaluation, metrics, models
+from gax import config_base, evaluation, image_folders, metrics, models
 from gax import data as data_lib
 from gax import ema as ema_lib
 from gax.models import cyclegan as networks
@@ -48,15 +48,18 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
 
 def domain_sources(config: ml_collections.ConfigDict, split: str
                    ) -> dict[str, data_lib.Source]:
-  """Each domain's source: the two splits of a TFDS `cycle_gan/*` dataset (trainA/trainB,
-  testA/testB), or `dataset` and `dataset_b`'s same split."""
+  """Each domain's source: the two splits of a TFDS `cycle_gan/*` dataset or of a folder
+  laid out as the official code's datasets (trainA/trainB, testA/testB), or `dataset`
+  and `dataset_b`'s same split."""
   dataset, dataset_b = config.dataset, config.dataset_b
-  if dataset.startswith("cycle_gan/") and not dataset_b:
+  two_domains = dataset.startswith("cycle_gan/") or image_folders.has_domains(dataset)
+  if two_domains and not dataset_b:
     return {"a": data_lib.Source(dataset, f"{split}A"),
             "b": data_lib.Source(dataset, f"{split}B")}
   if not dataset_b:
     raise data_lib.DataError(
-        "unpaired training needs two domains: a TFDS cycle_gan/* dataset, or "
+        "unpaired training needs two domains: a TFDS cycle_gan/* dataset, a folder:PATH "
+        "with trainA/ and trainB/, or "
         "config.dataset (domain A) and config.dataset_b (domain B)")
   return {"a": data_lib.Source(dataset, split), "b": data_lib.Source(dataset_b, split)}
 

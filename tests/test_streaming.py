@@ -1,0 +1,151 @@
+"""The streaming input path (gax/streaming.py): the in-memory path's batches, read in
+grain worker processes; exact resume; the automatic choice; ArrayRecord and TFDS
+sources; files that break after the scan."""
+
+import io
+import logging
+import time
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from array_record.python.array_record_module import ArrayRecordWriter
+from image_files import class_folder, digits
+from PIL import Image
+from test_train import load_config, read_metrics, restore_params, straight_and_resumed, tiny
+
+from gax import input_pipeline, streaming, train, variants
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+  return class_folder(tmp_path_factory.mktemp("digits"), 400)
+
+
+def _config(dataset, steps, pipeline="stream", workers=2):
+  config = tiny(load_config("dcgan_mnist", f"recipe=radford,dataset={dataset}"), steps)
+  config.data.pipeline, config.data.workers = pipeline, workers
+  return config
+
+
+def _batches(config):
+  return input_pipeline.create_batches(config.data, variants.batch_spec(config),
+                                       config.batch_size, config.d_steps, config.variant)
+
+
+def test_streamed_batches_are_the_in_memory_batches(digit_folder):
+  streamed = _batches(_config(f"folder:{digit_folder}", 1))
+  in_memory = _batches(_config(f"folder:{digit_folder}", 1, pipeline="memory"))
+  assert isinstance(streamed, streaming.StreamedBatches)
+  assert not isinstance(in_memory, streaming.StreamedBatches)
+  key = train.stream_keys(0)["data"]
+  try:
+    # Across an epoch's end (about 45 batches of 8), and from later starts.
+    for first, count in ((0, 50), (44, 3), (7, 2)):
+      got = streamed.host_batches(key, first, count)
+      want = in_memory.host_batches(key, first, count)
+      np.testing.assert_array_equal(got["image"], want["image"])
+  finally:
+    streamed.close()
+
+
+def test_a_streamed_run_in_worker_processes_resumes_bit_for_bit(digit_folder, tmp_path):
+  dataset = f"folder:{digit_folder}"
+  straight, resumed = straight_and_resumed(lambda steps: _config(dataset, steps), tmp_path,
+                                           6, 3)
+  in_memory = tmp_path / "in_memory"
+  train.train_and_evaluate(_config(dataset, 6, pipeline="memory"), str(in_memory))
+  assert read_metrics(resumed) == read_metrics(straight)
+  for other in (resumed, in_memory):
+    for a, b in zip(jax.tree.leaves(restore_params(straight, 6)),
+                    jax.tree.leaves(restore_params(other, 6))):
+      np.testing.assert_array_equal(a, b)
+
+
+def test_auto_streams_only_what_is_larger_than_the_memory_allowed(digit_folder, caplog):
+  caplog.set_level(logging.INFO, logger="absl")
+  config = _config(f"folder:{digit_folder}", 1, pipeline="auto")
+  assert not isinstance(_batches(config), streaming.StreamedBatches)
+  assert "in memory" in caplog.text
+  config.data.max_memory_bytes = 1000
+  batches = _batches(config)
+  assert isinstance(batches, streaming.StreamedBatches)
+  assert "streaming" in caplog.text
+  batches.close()
+  # A dataset built in memory cannot stream: one clear error.
+  with pytest.raises(ValueError, match="'stream' reads folder"):
+    _batches(_config("mnist5k", 1))
+
+
+def test_array_record_files_of_encoded_images_stream(tmp_path):
+  images, _ = digits(64)
+  path = tmp_path / "digits.array_record"
+  writer = ArrayRecordWriter(str(path), "group_size:1")
+  for image in images:
+    encoded = io.BytesIO()
+    Image.fromarray(image).save(encoded, format="PNG")
+    writer.write(encoded.getvalue())
+  writer.close()
+  config = _config(f"arrayrecord:{path}", 2, workers=1)
+  batches = _batches(config)
+  try:
+    got = batches.host_batches(train.stream_keys(0)["data"], 0, 1)["image"]
+    assert got.shape == (1, 1, 8, 28, 28, 1)
+    assert all(any(np.array_equal(g[..., 0], im) for im in images) for g in got[0, 0])
+  finally:
+    batches.close()
+
+
+def test_a_tfds_data_source_streams_under_mock_data(tmp_path):
+  config = _config("mnist", 2, workers=0)  # mock data lives in this process only
+  with tfds.testing.mock_data(num_examples=32):
+    final = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(final["g_loss"])
+
+
+def test_a_file_that_breaks_after_the_scan_is_replaced_with_a_warning(tmp_path, caplog):
+  images, _ = digits(16)
+  (tmp_path / "train").mkdir()
+  for i, image in enumerate(images):
+    Image.fromarray(image).save(tmp_path / "train" / f"{i:02d}.png")
+  batches = _batches(_config(f"folder:{tmp_path}", 1, workers=0))
+  broken = tmp_path / "train" / "03.png"
+  broken.write_bytes(broken.read_bytes()[:150])  # the header still reads
+  try:
+    got = batches.host_batches(train.stream_keys(0)["data"], 0, 2)["image"]
+  finally:
+    batches.close()
+  assert got.shape[:3] == (2, 1, 8)
+  assert "03.png" in caplog.text and "in its place" in caplog.text
+
+
+class _CountingReader:
+  """A reader that counts the examples decoded through it."""
+
+  def __init__(self, reader):
+    self.reader, self.reads = reader, 0
+
+  def __getattr__(self, name):
+    return getattr(self.reader, name)
+
+  def __len__(self):
+    return len(self.reader)
+
+  def read(self, index):
+    self.reads += 1
+    return self.reader.read(index)
+
+
+def test_the_pipeline_reads_ahead_only_its_prefetch(digit_folder):
+  config = _config(f"folder:{digit_folder}", 1, workers=0)
+  config.data.prefetch = 2
+  batches = _batches(config)
+  counting = batches.arrays["image"].reader = _CountingReader(batches.arrays["image"].reader)
+  try:
+    batches.host_batches(train.stream_keys(0)["data"], 0, 3)
+    time.sleep(1.0)  # time enough for the read-ahead to fill its buffer
+  finally:
+    batches.close()
+  # Memory follows batch x prefetch: 3 batches taken, at most a few more decoded.
+  assert 3 * 8 <= counting.reads <= (3 + 2 + 2) * 8
