@@ -7,6 +7,8 @@ Times, in one process, the compiled step of a population of `members` seeds in b
 forms (`population_step` "vmap" and "unroll", each one program) and the step of each
 member trained alone, one after the other (as a sweep on one device would). All exclude
 compilation; the speedups are ratios of model steps per second against sequential.
+`--rounds=R` times every form R times in turn (the median counts), so drift in the
+machine's speed falls on all of them alike.
 
 `--mesh_members=R` also times the population on a (R, devices / R) `member` × `data`
 mesh, its state split over the R rows ("member_mesh"), beside the replicated layout
@@ -15,6 +17,7 @@ On CPU, force devices first: XLA_FLAGS=--xla_force_host_platform_device_count=8.
 """
 
 import json
+import statistics
 import time
 
 import jax
@@ -29,6 +32,8 @@ flags.DEFINE_integer("members", 8, "Models in the population (seeds 0..members-1
 flags.DEFINE_integer("batch_size", None, "Batch size of each model (default: config's).")
 flags.DEFINE_integer("steps", 20, "Timed steps after the warm-up.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
+flags.DEFINE_integer("rounds", 1, "Rounds of --steps steps of every form in turn; the "
+                     "median round counts.")
 flags.DEFINE_integer("mesh_members", 0, "> 0: also time the population on a mesh of "
                      "this many member rows.")
 flags.DEFINE_list("forms", ["vmap", "unroll"], "Replicated population forms to time "
@@ -37,21 +42,26 @@ flags.DEFINE_bool("sequential", True, "Also time each member alone, one after an
 flags.mark_flags_as_required(["config"])
 
 
-def time_steps(experiment: train.Experiment) -> tuple[float, float]:
-  """(compile seconds, seconds per step) of the experiment's step, one step per call."""
-  state = experiment.initial_state()
-  data = lambda: experiment.data_for(0, 1)
-  start = time.perf_counter()
-  compiled = experiment.step_fn(1).lower(state, data()).compile()
-  compile_s = time.perf_counter() - start
-  for _ in range(FLAGS.warmup):
-    state, _ = compiled(state, data())
-  jax.block_until_ready(state)
-  start = time.perf_counter()
-  for _ in range(FLAGS.steps):
-    state, metrics = compiled(state, data())
-  jax.block_until_ready((state, metrics))
-  return compile_s, (time.perf_counter() - start) / FLAGS.steps
+class StepTimer:
+  """An experiment's step, compiled and warmed up; `time()` runs --steps more and returns
+  seconds per step, one step per call."""
+
+  def __init__(self, experiment: train.Experiment):
+    self.state = experiment.initial_state()
+    self.data = lambda: experiment.data_for(0, 1)
+    start = time.perf_counter()
+    self.compiled = experiment.step_fn(1).lower(self.state, self.data()).compile()
+    self.compile_s = time.perf_counter() - start
+    for _ in range(FLAGS.warmup):
+      self.state, _ = self.compiled(self.state, self.data())
+    jax.block_until_ready(self.state)
+
+  def time(self) -> float:
+    start = time.perf_counter()
+    for _ in range(FLAGS.steps):
+      self.state, metrics = self.compiled(self.state, self.data())
+    jax.block_until_ready((self.state, metrics))
+    return (time.perf_counter() - start) / FLAGS.steps
 
 
 def main(argv):
@@ -60,28 +70,32 @@ def main(argv):
   if FLAGS.batch_size:
     config.batch_size = FLAGS.batch_size
   members = population.member_configs(config, [{"seed": s} for s in range(FLAGS.members)])
-  rates, compile_times = {}, {}
+  timers = {}  # form -> timers whose step times add up to one step of every member
   for form in FLAGS.forms:
     config.population_step = form
-    compile_times[form], step_s = time_steps(population.create_experiment(config, members))
-    rates[form] = FLAGS.members / step_s
+    timers[form] = [StepTimer(population.create_experiment(config, members))]
   if FLAGS.mesh_members:
     config.population_step = "auto"
     config.mesh.members = FLAGS.mesh_members
-    compile_times["member_mesh"], step_s = time_steps(
-        population.create_experiment(config, members))
-    rates["member_mesh"] = FLAGS.members / step_s
+    timers["member_mesh"] = [StepTimer(population.create_experiment(config, members))]
     config.mesh.members = 1
+  if FLAGS.sequential:
+    timers["sequential"] = [StepTimer(train.create_experiment(m)) for m in members]
+  # Rounds alternate the forms, so the machine's drift falls on all of them alike.
+  rounds = {form: [] for form in timers}
+  for _ in range(FLAGS.rounds):
+    for form, form_timers in timers.items():
+      rounds[form].append(sum(timer.time() for timer in form_timers))
+  rates = {form: FLAGS.members / statistics.median(times) for form, times in rounds.items()}
+  compile_times = {form: sum(t.compile_s for t in form_timers)
+                   for form, form_timers in timers.items()}
   speedups = {}
   if FLAGS.sequential:
-    compile_times["sequential"], step_s = 0.0, 0.0
-    for member in members:
-      member_compile_s, member_step_s = time_steps(train.create_experiment(member))
-      compile_times["sequential"] += member_compile_s
-      step_s += member_step_s
-    rates["sequential"] = FLAGS.members / step_s
     speedups = {f"{form}_speedup": round(rate / rates["sequential"], 3)
                 for form, rate in rates.items() if form != "sequential"}
+    speedups.update({f"{form}_speedup_by_round": [
+        round(seq / t, 3) for seq, t in zip(rounds["sequential"], times)]
+        for form, times in rounds.items() if form != "sequential"})
   if FLAGS.mesh_members:
     best_replicated = max(rates[form] for form in FLAGS.forms)
     speedups["member_mesh_over_replicated"] = round(rates["member_mesh"] / best_replicated, 3)
@@ -98,6 +112,7 @@ def main(argv):
       "device": f"{jax.default_backend()}:{device.device_kind}",
       "dtype": config.dtype,
       "steps": FLAGS.steps,
+      "rounds": FLAGS.rounds,
       "jax": jax.__version__,
   }))
 
