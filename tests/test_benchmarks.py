@@ -35,3 +35,31 @@ def test_ab_times_variants_side_by_side_and_reports_their_overhead():
       "sn", "ema"}
   assert all(len(rounds) == 2 for rounds in report["step_ms_rounds"].values())
   assert report["variants"]["ema"] == {"ema.decay": 0.9, "ema.start_step": 1}
+
+
+def _json_lines(argv: list[str]) -> list[dict]:
+  result = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return [json.loads(line) for line in result.stdout.strip().splitlines()]
+
+
+def test_population_benchmark_alternates_rounds_of_every_form():
+  report, = _json_lines(["benchmarks/population.py", "--config=configs/dcgan_mnist.py",
+                         "--members=2", "--batch_size=8", "--steps=1", "--warmup=0",
+                         "--rounds=2", "--forms=unroll"])
+  assert report["members"] == 2 and report["rounds"] == 2
+  assert len(report["unroll_speedup_by_round"]) == 2 and report["unroll_speedup"] > 0
+
+
+def test_input_pipeline_benchmark_reports_throughput_and_memory(tmp_path):
+  throughput, = _json_lines(["benchmarks/input_pipeline.py", f"--scratch={tmp_path}",
+                             "--mode=throughput", "--num_images=150", "--batches=2",
+                             "--workers=0,1"])
+  assert throughput["stream_1_workers_images_per_s"] > 0
+  assert throughput["dcgan64_step_images_per_s"] > 0
+  memory, = _json_lines(["benchmarks/input_pipeline.py", f"--scratch={tmp_path}",
+                         "--mode=rss", "--num_images=100", "--rss_settings=8x2x3",
+                         "--rss_step_s=0"])
+  assert memory["batches"] == 4 and 80 < memory["examples"] < 100  # the hash split
+  assert memory["peak_pss_mb"] >= memory["pss_before_mb"] > 0
