@@ -13,7 +13,6 @@ dataset's split); gax/input_pipeline.py reads them in the run's seeded order.
 
 import dataclasses
 import glob
-import io
 import math
 import os
 from collections.abc import Callable
@@ -22,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from PIL import Image
 
 from gax import image_folders, memory, random_access
 from gax.random_access import DataError
@@ -243,17 +241,10 @@ def _array_record_reader(name: str, split: str, cfg: ml_collections.ConfigDict):
   paths = sorted(glob.glob(os.path.expanduser(pattern.replace("{split}", split))))
   if not paths:
     raise DataError(f"{name}: no files match {pattern.replace('{split}', split)}")
-  first = random_access.ArrayRecordReader(paths, (0, 0, 0), random_access.Decoding(
-      channels=cfg.channels or 3))
-  if not len(first):
-    raise DataError(f"{name}: the files hold no records")
-  with Image.open(io.BytesIO(bytes(first.record(0)))) as image:
-    channels = cfg.channels or random_access.channels_of_mode(image.mode)
-    width, height = image.size
-  size = cfg.image_size
-  shape = (size, size, channels) if size else (height, width, channels)
-  return random_access.ArrayRecordReader(paths, shape,
-                                         random_access.Decoding(size, channels))
+  try:
+    return random_access.ArrayRecordReader(paths, cfg.image_size, cfg.channels)
+  except DataError as e:
+    raise DataError(f"{name}: {e}") from None
 
 
 def _reader(data_config: ml_collections.ConfigDict, name: str, split: str, lazy: bool):

@@ -51,9 +51,9 @@ def has_domains(dataset: str) -> bool:
 
 
 def _images_under(root: Path) -> list[Path]:
-  found = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
-  images = sorted(p for p in found if p.suffix.lower() in random_access.IMAGE_SUFFIXES)
+  images = random_access.image_files(root)
   if not images:
+    found = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
     if not found:
       raise DataError(f"folder {root} has no files; put images in it (or in class "
                       "subfolders), of the formats " + " ".join(

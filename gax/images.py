@@ -8,8 +8,7 @@ import numpy as np
 from PIL import Image
 
 from gax import data as data_lib
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+from gax.random_access import IMAGE_SUFFIXES, image_files
 
 
 def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
@@ -47,12 +46,6 @@ def save_gif(frames: Sequence[Path], path: Path, frame_ms: int = 200) -> None:
   images[0].save(partial, format="GIF", save_all=True, append_images=images[1:],
                  duration=durations, loop=0)
   partial.replace(path)
-
-
-def image_files(folder: Path) -> list[Path]:
-  """The image files under `folder`, found recursively, in sorted order."""
-  return sorted(p for p in folder.rglob("*")
-                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def read_folder(folder: Path) -> np.ndarray:

@@ -13,6 +13,7 @@ import dataclasses
 import io
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from absl import logging
@@ -25,6 +26,13 @@ _GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 class DataError(ValueError):
   """A dataset that cannot be loaded as asked; the message says what to do."""
+
+
+def image_files(folder: Path) -> list[Path]:
+  """The image files under `folder`, found recursively, in sorted order; hidden files
+  are left out."""
+  return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                and not p.name.startswith(".") and p.is_file())
 
 
 def channels_of_mode(mode: str) -> int:
@@ -174,11 +182,19 @@ class TfdsReader(_OpenedInEachProcess):
 class ArrayRecordReader(_OpenedInEachProcess):
   """ArrayRecord files whose records are encoded images (PNG, JPEG, ...)."""
 
-  def __init__(self, paths: Sequence[str], image_shape: tuple[int, int, int],
-               decoding: Decoding):
-    self.paths, self.image_shape, self.decoding = tuple(paths), image_shape, decoding
+  def __init__(self, paths: Sequence[str], image_size: int, channels: int):
+    """`image_size` 0 and `channels` 0: the first record's own size and channels."""
+    self.paths = tuple(paths)
     self.features, self.num_classes = ("image",), None
     self._length = len(self._open())
+    if not self._length:
+      raise DataError(f"{', '.join(self.paths)} hold no records")
+    with Image.open(io.BytesIO(self.record(0))) as first:
+      channels = channels or channels_of_mode(first.mode)
+      width, height = first.size
+    self.decoding = Decoding(image_size, channels)
+    self.image_shape = ((image_size, image_size, channels) if image_size
+                        else (height, width, channels))
 
   def _open_source(self):
     import grain

@@ -121,16 +121,14 @@ class Pix2Pix:
       return hide_bottom(batch["target"], self.visible_rows)
     return batch["input"]
 
-  def translate(self, params, batch_stats, inputs: Array, key: Array) -> Array:
-    """G's outputs in [-1, 1] for inputs in [-1, 1], as at test time."""
+  def translate(self, params, batch_stats, inputs: Array, key: Array,
+                training: bool = False) -> Array:
+    """G's outputs in [-1, 1] for inputs in [-1, 1]: as at test time, or (`training`)
+    with dropout on whatever `dropout_at_eval` says."""
     del batch_stats  # instance normalisation keeps no statistics
     return self.generator.apply({"params": params["generator"]}, inputs,
-                                deterministic=not self.dropout_at_eval,
+                                deterministic=not (training or self.dropout_at_eval),
                                 rngs={"dropout": key})
-
-  def _generate(self, params, inputs: Array, key: Array) -> Array:
-    return self.generator.apply({"params": params["generator"]}, inputs,
-                                deterministic=False, rngs={"dropout": key})
 
   def _d(self, params, inputs: Array, outputs: Array) -> Array:
     return self.discriminator.apply({"params": params["discriminator"]},
@@ -139,7 +137,7 @@ class Pix2Pix:
   def discriminator_loss(self, params, batch_stats, batch, key, fake=None, iteration=0):
     del batch_stats, fake, iteration  # reuses_fake is False
     inputs = self.inputs(batch)
-    outputs = jax.lax.stop_gradient(self._generate(params, inputs, key))
+    outputs = jax.lax.stop_gradient(self.translate(params, None, inputs, key, training=True))
     real, fake_out = self._d(params, inputs, batch["target"]), self._d(params, inputs,
                                                                       outputs)
     loss = 0.5 * self.loss.discriminator(real, fake_out)
@@ -150,7 +148,7 @@ class Pix2Pix:
   def generator_loss(self, params, batch_stats, batch, key):
     del batch_stats
     inputs = self.inputs(batch)
-    outputs = self._generate(params, inputs, key)
+    outputs = self.translate(params, None, inputs, key, training=True)
     adversarial = self.loss.generator(self._d(params, inputs, outputs))
     l1 = jnp.mean(jnp.abs(outputs - batch["target"]))
     loss = adversarial + self.l1_weight * l1
