@@ -8,7 +8,9 @@ forms (`population_step` "vmap" and "unroll", each one program) and the step of 
 member trained alone, one after the other (as a sweep on one device would). All exclude
 compilation; the speedups are ratios of model steps per second against sequential.
 `--rounds=R` times every form R times in turn (the median counts), so drift in the
-machine's speed falls on all of them alike.
+machine's speed falls on all of them alike. `--forms` may also name "unroll_donated" (`LAYOUTS`):
+the unrolled step with its state donated, as gax does not run it, for the A/B behind
+that choice.
 
 `--mesh_members=R` also times the population on a (R, devices / R) `member` × `data`
 mesh, its state split over the R rows ("member_mesh"), beside the replicated layout
@@ -36,10 +38,23 @@ flags.DEFINE_integer("rounds", 1, "Rounds of --steps steps of every form in turn
                      "median round counts.")
 flags.DEFINE_integer("mesh_members", 0, "> 0: also time the population on a mesh of "
                      "this many member rows.")
-flags.DEFINE_list("forms", ["vmap", "unroll"], "Replicated population forms to time "
-                  "(population_step values).")
+flags.DEFINE_list("forms", ["vmap", "unroll"], "Replicated population forms to time: "
+                  "population_step values, or one of LAYOUTS.")
 flags.DEFINE_bool("sequential", True, "Also time each member alone, one after another.")
 flags.mark_flags_as_required(["config"])
+
+
+# The unrolled step as gax does not run it, for the A/B behind its choice: with the
+# stacked state donated to the step.
+LAYOUTS = {"unroll_donated": {"donates_state": True}}
+
+
+def population_experiment(config, members, form: str) -> population.PopulationExperiment:
+  config.population_step = "unroll" if form in LAYOUTS else form
+  experiment = population.create_experiment(config, members)
+  for method, value in LAYOUTS.get(form, {}).items():
+    setattr(experiment, method, lambda value=value: value)
+  return experiment
 
 
 class StepTimer:
@@ -72,8 +87,7 @@ def main(argv):
   members = population.member_configs(config, [{"seed": s} for s in range(FLAGS.members)])
   timers = {}  # form -> timers whose step times add up to one step of every member
   for form in FLAGS.forms:
-    config.population_step = form
-    timers[form] = [StepTimer(population.create_experiment(config, members))]
+    timers[form] = [StepTimer(population_experiment(config, members, form))]
   if FLAGS.mesh_members:
     config.population_step = "auto"
     config.mesh.members = FLAGS.mesh_members

@@ -10,9 +10,12 @@ et al. (2018), on mnist5k with the quick start's networks and optimizer.
 2. Final, at the quick start's CPU time (`--final_steps` of its steps): the quick start
    as it is, the screen's best cell, and that cell with DiffAugment and with adaptive
    augmentation (ADA).
-In both phases each cell's step is timed first, side by side with the quick start's; a
-cell that costs more per step gets proportionally fewer G steps, so every cell of a
-phase trains for the same CPU time.
+3. Optimizer, at the same CPU time: the final's best cell (by its average of G) without
+   the tutorial's dropout in D, and with larger learning rates (`--optimizer_cells`).
+In the first two phases each cell's step is timed first, side by side with the quick
+start's; a cell that costs more per step gets proportionally fewer G steps, so every cell
+of a phase trains for the same CPU time. The optimizer phase keeps the best cell's steps:
+a learning rate costs nothing, and dropping D's dropout makes a step no dearer.
 Every cell is `--seeds` seeds trained as one population program (`gax.sweep
 --population`) and evaluated by `gax.evaluate` (10,000 samples, digit-classifier
 features). Every run keeps an average of G (EMA, decay 0.995: StyleGAN2's 10k-image
@@ -71,7 +74,17 @@ AUGMENTATIONS = {
     "DiffAugment": {"augment.name": "diffaugment"},
     "ADA": {"augment.name": "ada"},
 }
+OPTIMIZERS = {
+    "no D dropout": {"model.d_dropout": 0.0},
+    "no D dropout, lr 5e-4": {"model.d_dropout": 0.0, "optimizer.learning_rate": 5e-4},
+    "no D dropout, lr 7e-4": {"model.d_dropout": 0.0, "optimizer.learning_rate": 7e-4},
+    "no D dropout, G 5e-4 / D 1e-3": {"model.d_dropout": 0.0,
+                                     "optimizer.g_learning_rate": 5e-4,
+                                     "optimizer.d_learning_rate": 1e-3},
+}
 METRICS = ("fid", "kid", "precision", "recall")
+flags.DEFINE_list("optimizer_cells", list(OPTIMIZERS),
+                  "Optimizer settings tried on the final's best cell.")
 
 
 def screen_cells() -> dict[str, dict]:
@@ -92,6 +105,14 @@ def final_cells(best: str, screen: dict[str, dict]) -> dict[str, dict]:
   for name in FLAGS.final_augmentations:
     config_base.check_choice("--final_augmentations", name, AUGMENTATIONS)
     cells[f"{best} + {name}"] = {**screen[best], **AUGMENTATIONS[name]}
+  return cells
+
+
+def optimizer_cells(best: str, final: dict[str, dict]) -> dict[str, dict]:
+  cells = {}
+  for name in FLAGS.optimizer_cells:
+    config_base.check_choice("--optimizer_cells", name, OPTIMIZERS)
+    cells[f"{best}, {name}"] = {**final[best], **OPTIMIZERS[name]}
   return cells
 
 
@@ -126,16 +147,24 @@ def budgeted_steps(cells: dict[str, dict], budget: int, record: Path) -> dict[st
   return steps
 
 
-def run_phase(workdir: Path, cells: dict[str, dict], steps: dict[str, int]) -> list[dict]:
-  """Trains every cell's seeds (one population per cell); returns one entry per run."""
+def phase_trials(cells: dict[str, dict], steps: dict[str, int]
+                 ) -> tuple[list[dict], list[dict]]:
+  """The sweep's trials of a phase (every cell's seeds) and the (cell, seed) of each."""
   trials, runs = [], []
   for cell, overrides in cells.items():
     for seed in range(FLAGS.seeds):
-      trial = {**overrides, **EMA, "num_train_steps": steps[cell], "log_every": 50,
-               "sample_every": steps[cell], "checkpoint_every": steps[cell],
-               "eval.num_samples": FLAGS.eval_samples, "eval.parzen": False, "seed": seed}
+      trials.append({**overrides, **EMA, "num_train_steps": steps[cell], "log_every": 50,
+                     "sample_every": steps[cell], "checkpoint_every": steps[cell],
+                     "eval.num_samples": FLAGS.eval_samples, "eval.parzen": False,
+                     "seed": seed})
       runs.append({"cell": cell, "seed": seed})
-      trials.append(trial)
+  return trials, runs
+
+
+def run_phase(workdir: Path, cells: dict[str, dict], steps: dict[str, int]) -> list[dict]:
+  """Trains every cell's seeds (the sweep makes one population of the trials that differ
+  only in population fields); returns one entry per run."""
+  trials, runs = phase_trials(cells, steps)
   write_sweep_file(workdir / "sweep.py", trials)
   start = time.perf_counter()
   subprocess.run([sys.executable, "-m", "gax.sweep", f"--config={CONFIG}",
@@ -171,7 +200,7 @@ def evaluate(run: dict, phase: str) -> list[dict]:
           "train_s": round(training_seconds(run["workdir"]), 1),
           "workdir": run["workdir"].name}
   rows = [{**base, "generator": "live", **{m: result["without_ema"][m] for m in METRICS}}]
-  if phase == "final":
+  if phase != "screen":
     rows.append({**base, "generator": "EMA", **{m: result[m] for m in METRICS}})
   return rows
 
@@ -198,9 +227,10 @@ def cell_summary(rows: list[dict]) -> list[dict]:
   return summary
 
 
-def best_screen_cell(rows: list[dict]) -> str:
-  live = [s for s in cell_summary(rows) if s["phase"] == "screen" and s["generator"] == "live"]
-  return min(live, key=lambda s: s["fid"][0])["cell"]
+def best_cell(rows: list[dict], phase: str, generator: str) -> str:
+  """The cell of `phase` with the lowest mean FID of its `generator` (live or EMA)."""
+  cells = [s for s in cell_summary(rows) if s["phase"] == phase and s["generator"] == generator]
+  return min(cells, key=lambda s: s["fid"][0])["cell"]
 
 
 def write_table(path: Path, rows: list[dict], floor: float | None) -> None:
@@ -240,7 +270,8 @@ def write_boxplot(path: Path, rows: list[dict]) -> None:
     axis.set_xticklabels(cells, rotation=35, ha="right", fontsize=8)
     axis.set_yscale("log")
     axis.set_ylabel("FID (digit-classifier features, 10,000 samples)")
-    axis.set_title(f"{phase}: steps {sorted({r['step'] for r in rows if r['phase'] == phase})}")
+    steps = sorted({int(r["step"]) for r in rows if r["phase"] == phase})
+    axis.set_title(f"{phase}: steps {steps}")
     axis.legend()
   figure.tight_layout()
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +281,7 @@ def write_boxplot(path: Path, rows: list[dict]) -> None:
 def read_rows(path: Path) -> list[dict]:
   with path.open() as f:
     return [row for row in csv.DictReader(f)
-            if row["phase"] == "final" or row["generator"] == "live"]
+            if row["phase"] != "screen" or row["generator"] == "live"]
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
@@ -283,13 +314,21 @@ def run_study(workdir: Path) -> None:
         screen, FLAGS.screen_steps, workdir / "screen_budget.json"))
     rows = [row for run in runs for row in evaluate(run, "screen")]
     write_rows(results, rows)
-    best = FLAGS.best or best_screen_cell(rows)
+    best = FLAGS.best or best_cell(rows, "screen", "live")
     logging.info("The screen's best cell (mean FID of the live G): %s", best)
     cells = final_cells(best, screen)
-    final_runs = run_phase(workdir / "final", cells, budgeted_steps(
-        cells, FLAGS.final_steps, workdir / "final_budget.json"))
+    final_steps = budgeted_steps(cells, FLAGS.final_steps, workdir / "final_budget.json")
+    final_runs = run_phase(workdir / "final", cells, final_steps)
     rows += [row for run in final_runs for row in evaluate(run, "final")]
     write_rows(results, rows)
+    best = best_cell(rows, "final", "EMA")
+    logging.info("The final's best cell (mean FID of the average of G): %s", best)
+    if FLAGS.optimizer_cells:
+      tuned = optimizer_cells(best, cells)
+      tuned_runs = run_phase(workdir / "optimizer", tuned,
+                             {cell: final_steps[best] for cell in tuned})
+      rows += [row for run in tuned_runs for row in evaluate(run, "optimizer")]
+      write_rows(results, rows)
   rows = read_rows(results)
   write_table(workdir / "table.md", rows, floor_fid(rows, workdir))
   write_boxplot(workdir / "boxplot.png", rows)

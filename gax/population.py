@@ -137,6 +137,12 @@ class PopulationExperiment(train.Experiment):
     return jax.jit(lambda: jax.vmap(self.create_state)(self.keys, self.hparams),
                    out_shardings=self.state_sharding())()
 
+  def donates_state(self):
+    # Unrolled, each member is sliced out of the stacked state and the results stacked
+    # back. Donated, XLA keeps the input readable while the stack is written over it by
+    # copying the whole state, twice a step; without the donation both copies go.
+    return vectorizes(self.config)
+
   def update_fn(self):
     # The dataset is shared; host batches come one set per member.
     shared_data = self.batches.on_device

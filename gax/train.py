@@ -130,12 +130,16 @@ class Experiment:
     return self.replicated if self.batches.on_device else sharding.batch_sharding(
         self.mesh, 2)
 
+  def donates_state(self) -> bool:
+    """Whether each step's new state takes over the old one's buffers."""
+    return True
+
   def step_fn(self, count: int) -> update_lib.StepFn:
     """The jitted function that runs `count` steps: (state, data) -> (state, metrics)."""
     if count not in self._compiled:
       self._compiled[count] = update_lib.make_train_step(
           self.update_fn(), count, self.batches.on_device, self.state_sharding(),
-          self.data_sharding(), self.metrics_sharding())
+          self.data_sharding(), self.metrics_sharding(), self.donates_state())
     return self._compiled[count]
 
   def host_batches(self, step: int, count: int):
@@ -167,7 +171,8 @@ class Experiment:
     config = self.config
     state = jax.eval_shape(self.initial_state)
     data = self.batches.num_bytes if self.batches.on_device else 0
-    memory.check(2 * memory.tree_bytes_per_device(state) + data,
+    states = 2 if self.donates_state() else 3  # the old state lives through the step
+    memory.check(states * memory.tree_bytes_per_device(state) + data,
                  "the train state, its gradients and the resident data (model.*, "
                  f"data.image_size, batch fields {self.batches.info.field_shapes})",
                  memory.device_bytes(), "the device")

@@ -162,10 +162,10 @@ def make_update_fn(variant, create_optimizers: OptimizersFn, d_steps: int,
 
 
 def make_train_step(update: StepFn, steps_per_dispatch: int, on_device_data: bool,
-                    state_sharding=None, data_sharding=None, metrics_sharding=None
-                    ) -> StepFn:
+                    state_sharding=None, data_sharding=None, metrics_sharding=None,
+                    donate_state: bool = True) -> StepFn:
   """Compiles `steps_per_dispatch` calls of `update(state, data)` into one; metrics gain
-  a leading axis.
+  a leading axis. `donate_state`: the new state may reuse the old one's buffers.
 
   `data` is what the step reads its batches from: the same resident data for every step
   (`on_device_data`), or host batches with one entry per step along the leading axis.
@@ -184,4 +184,4 @@ def make_train_step(update: StepFn, steps_per_dispatch: int, on_device_data: boo
   if state_sharding is not None:
     shardings = dict(in_shardings=(state_sharding, data_sharding),
                      out_shardings=(state_sharding, metrics_sharding or state_sharding))
-  return jax.jit(run, donate_argnums=(0,), **shardings)
+  return jax.jit(run, donate_argnums=(0,) if donate_state else (), **shardings)

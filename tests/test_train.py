@@ -126,10 +126,12 @@ def test_config_arguments_are_typed_and_checked():
   assert (tutorial.batch_size, tutorial.optimizer.learning_rate) == (256, 1e-4)
   assert tutorial.dataset == "fashion_mnist"
   radford, stabilised = load_config("dcgan_mnist", "recipe=radford"), load_config("dcgan_mnist")
-  assert (radford.loss.name, radford.loss.penalty, radford.ema.decay) == (
-      "non_saturating", "none", 0.0)
+  assert (radford.loss.name, radford.loss.penalty, radford.ema.decay,
+          radford.optimizer.learning_rate, radford.model.d_dropout) == (
+              "non_saturating", "none", 0.0, 2e-4, 0.3)
   assert (stabilised.loss.name, stabilised.loss.penalty, stabilised.ema.decay,
-          stabilised.num_train_steps) == ("least_squares", "r1", 0.995, 1816)
+          stabilised.optimizer.learning_rate, stabilised.model.d_dropout,
+          stabilised.num_train_steps) == ("least_squares", "r1", 0.995, 7e-4, 0.0, 1816)
   assert load_config("dcgan64", "channels=3").data.channels == 3
   with pytest.raises(ValueError, match="dataset, recipe"):
     load_config("dcgan_mnist", "learning_rate=3")

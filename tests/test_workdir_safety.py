@@ -59,7 +59,7 @@ def test_optimisation_changes_need_allow_changes_and_are_recorded(tmp_path):
   changed = tiny(load_config("dcgan_mnist"), steps=4)
   changed.optimizer.learning_rate = 1e-5
   with pytest.raises(config_base.ConfigError, match=r"other optimisation settings "
-                     r"\(optimizer.learning_rate: 0.0002 -> 1e-05\).*--config.resume="
+                     r"\(optimizer.learning_rate: 0.0007 -> 1e-05\).*--config.resume="
                      "allow_changes"):
     train.train_and_evaluate(changed, str(tmp_path))
   assert _snapshot(tmp_path) == before
@@ -68,7 +68,7 @@ def test_optimisation_changes_need_allow_changes_and_are_recorded(tmp_path):
   history = [json.loads(line) for line in
              (tmp_path / "config_history.jsonl").read_text().splitlines()]
   assert [entry["step"] for entry in history] == [2]
-  assert set(history[0]["changes"]) == {"optimizer.learning_rate: 0.0002 -> 1e-05",
+  assert set(history[0]["changes"]) == {"optimizer.learning_rate: 0.0007 -> 1e-05",
                                         "num_train_steps: 2 -> 4",
                                         "resume: 'strict' -> 'allow_changes'"}
   assert json.loads((tmp_path / "config.json").read_text())["optimizer"][

@@ -69,7 +69,7 @@ def _dcgan28(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Con
                                   f"(28x28 as in the tutorial); the data is {height}x{width}")
   return (DCGAN28Generator(shape, dtype=dtype, conv_transpose=cfg.conv_transpose,
                            spectral_norm=cfg.g_spectral_norm, **cond.generator_fields()),
-          DCGAN28Discriminator(dtype=dtype, conv_transpose=cfg.conv_transpose,
+          DCGAN28Discriminator(cfg.d_dropout, dtype=dtype, conv_transpose=cfg.conv_transpose,
                                spectral_norm=cfg.d_spectral_norm,
                                **cond.discriminator_fields()))
 
@@ -133,7 +133,8 @@ MODELS: dict[str, tuple[Callable[..., Networks], Callable[[], dict]]] = {
         **_noise_fields("uniform"), g_hidden=(1200, 1200), output_activation="sigmoid",
         d_hidden=(240, 240), d_pieces=5, d_input_dropout=0.2, d_dropout=0.5,
         g_init_range=0.05, d_init_range=0.005)),
-    "dcgan28": (_dcgan28, lambda: dict(**_noise_fields(), **_conv_fields())),
+    # d_dropout: the tutorial's Dropout(0.3) after each of D's convolutions.
+    "dcgan28": (_dcgan28, lambda: dict(**_noise_fields(), **_conv_fields(), d_dropout=0.3)),
     "dcgan64": (_dcgan64, lambda: dict(**_noise_fields(), **_conv_fields(ngf=64, ndf=64))),
     # Miyato et al.'s 32x32 networks: noise 128, D spectrally normalised.
     "sndcgan": (_sngan(SNDCGANGenerator, SNDCGANDiscriminator), lambda: dict(
