@@ -8,7 +8,7 @@ forms (`population_step` "vmap" and "unroll", each one program) and the step of 
 member trained alone, one after the other (as a sweep on one device would). All exclude
 compilation; the speedups are ratios of model steps per second against sequential.
 `--rounds=R` times every form R times in turn (the median counts), so drift in the
-machine's speed falls on all of them alike. `--forms` may also name "unroll_donated" (`LAYOUTS`):
+machine's speed falls on all of them alike. `--forms` may also name "unroll_donated":
 the unrolled step with its state donated, as gax does not run it, for the A/B behind
 that choice.
 
@@ -39,21 +39,21 @@ flags.DEFINE_integer("rounds", 1, "Rounds of --steps steps of every form in turn
 flags.DEFINE_integer("mesh_members", 0, "> 0: also time the population on a mesh of "
                      "this many member rows.")
 flags.DEFINE_list("forms", ["vmap", "unroll"], "Replicated population forms to time: "
-                  "population_step values, or one of LAYOUTS.")
+                  "population_step values, or unroll_donated.")
 flags.DEFINE_bool("sequential", True, "Also time each member alone, one after another.")
 flags.mark_flags_as_required(["config"])
 
 
-# The unrolled step as gax does not run it, for the A/B behind its choice: with the
-# stacked state donated to the step.
-LAYOUTS = {"unroll_donated": {"donates_state": True}}
+# The unrolled step with its stacked state donated, as gax does not run it: the A/B
+# behind that choice (PopulationExperiment.donates_state).
+DONATED = "unroll_donated"
 
 
 def population_experiment(config, members, form: str) -> population.PopulationExperiment:
-  config.population_step = "unroll" if form in LAYOUTS else form
+  config.population_step = "unroll" if form == DONATED else form
   experiment = population.create_experiment(config, members)
-  for method, value in LAYOUTS.get(form, {}).items():
-    setattr(experiment, method, lambda value=value: value)
+  if form == DONATED:
+    experiment.donates_state = lambda: True
   return experiment
 
 
