@@ -8,9 +8,10 @@ forms (`population_step` "vmap" and "unroll", each one program) and the step of 
 member trained alone, one after the other (as a sweep on one device would). All exclude
 compilation; the speedups are ratios of model steps per second against sequential.
 `--rounds=R` times every form R times in turn (the median counts), so drift in the
-machine's speed falls on all of them alike. `--forms` may also name "unroll_donated":
-the unrolled step with its state donated, as gax does not run it, for the A/B behind
-that choice.
+machine's speed falls on all of them alike. For the A/Bs behind two choices gax makes,
+`--forms` may also name "unroll_stacked" (the unrolled step over the stacked state, where
+gax carries the members' states apart) and "sequential_donated" (each member alone with
+its state donated, as gax does on accelerators but not on CPU).
 
 `--mesh_members=R` also times the population on a (R, devices / R) `member` × `data`
 mesh, its state split over the R rows ("member_mesh"), beside the replicated layout
@@ -39,21 +40,25 @@ flags.DEFINE_integer("rounds", 1, "Rounds of --steps steps of every form in turn
 flags.DEFINE_integer("mesh_members", 0, "> 0: also time the population on a mesh of "
                      "this many member rows.")
 flags.DEFINE_list("forms", ["vmap", "unroll"], "Replicated population forms to time: "
-                  "population_step values, or unroll_donated.")
+                  "population_step values, unroll_stacked or sequential_donated.")
 flags.DEFINE_bool("sequential", True, "Also time each member alone, one after another.")
 flags.mark_flags_as_required(["config"])
 
 
-# The unrolled step with its stacked state donated, as gax does not run it: the A/B
-# behind that choice (PopulationExperiment.donates_state).
-DONATED = "unroll_donated"
+STACKED = "unroll_stacked"
+SEQUENTIAL_DONATED = "sequential_donated"
 
 
 def population_experiment(config, members, form: str) -> population.PopulationExperiment:
-  config.population_step = "unroll" if form == DONATED else form
+  config.population_step = "unroll" if form == STACKED else form
   experiment = population.create_experiment(config, members)
-  if form == DONATED:
-    experiment.donates_state = lambda: True
+  if form == STACKED:
+    experiment.splits_members = lambda: False
+  return experiment
+
+
+def donated(experiment: train.Experiment) -> train.Experiment:
+  experiment.donates_state = lambda: True
   return experiment
 
 
@@ -62,7 +67,7 @@ class StepTimer:
   seconds per step, one step per call."""
 
   def __init__(self, experiment: train.Experiment):
-    self.state = experiment.initial_state()
+    self.state = experiment.carry(experiment.initial_state())
     self.data = lambda: experiment.data_for(0, 1)
     start = time.perf_counter()
     self.compiled = experiment.step_fn(1).lower(self.state, self.data()).compile()
@@ -87,7 +92,10 @@ def main(argv):
   members = population.member_configs(config, [{"seed": s} for s in range(FLAGS.members)])
   timers = {}  # form -> timers whose step times add up to one step of every member
   for form in FLAGS.forms:
-    timers[form] = [StepTimer(population_experiment(config, members, form))]
+    if form == SEQUENTIAL_DONATED:
+      timers[form] = [StepTimer(donated(train.create_experiment(m))) for m in members]
+    else:
+      timers[form] = [StepTimer(population_experiment(config, members, form))]
   if FLAGS.mesh_members:
     config.population_step = "auto"
     config.mesh.members = FLAGS.mesh_members
@@ -111,7 +119,7 @@ def main(argv):
         round(seq / t, 3) for seq, t in zip(rounds["sequential"], times)]
         for form, times in rounds.items() if form != "sequential"})
   if FLAGS.mesh_members:
-    best_replicated = max(rates[form] for form in FLAGS.forms)
+    best_replicated = max(rates[form] for form in FLAGS.forms if form != SEQUENTIAL_DONATED)
     speedups["member_mesh_over_replicated"] = round(rates["member_mesh"] / best_replicated, 3)
   device = jax.devices()[0]
   print(json.dumps({

@@ -30,7 +30,7 @@ def enabled(config: ml_collections.ConfigDict) -> bool:
 
 
 def initial(params: Pytree, batch_stats: Pytree) -> dict[str, Pytree]:
-  """The average at step 0: G itself (copies, the state is donated)."""
+  """The average at step 0: G itself (copies, the state may be donated)."""
   return jax.tree.map(jnp.copy, {"params": params["generator"],
                                  "batch_stats": batch_stats["generator"]})
 

@@ -86,21 +86,25 @@ def vectorizes(config: ml_collections.ConfigDict) -> bool:
   return choice == "vmap"
 
 
-def batched(update: Callable, num_members: int, shared_data: bool, vectorize: bool
-            ) -> Callable:
-  """The single-model step `update(state, data)` over a stacked population state.
+def batched(update: Callable, num_members: int, shared_data: bool, vectorize: bool,
+            split: bool = False) -> Callable:
+  """The single-model step `update(state, data)` over a population's state: stacked, or
+  (`split`, unrolled only) a tuple of the members' own states.
 
   `shared_data`: every member reads the same `data` (a resident dataset); otherwise
   `data` carries one entry per member on its leading axis. Either way it is one compiled
-  program: vmapped, or with the members' steps unrolled side by side.
+  program: vmapped, or with the members' steps unrolled side by side. Metrics are
+  stacked.
   """
   if vectorize:
     return jax.vmap(update, in_axes=(0, None if shared_data else 0))
 
   def unrolled(state, data):
-    results = [update(member(state, index), data if shared_data else member(data, index))
-               for index in range(num_members)]
-    return stack([r[0] for r in results]), stack([r[1] for r in results])
+    states = state if split else [member(state, index) for index in range(num_members)]
+    results = [update(member_state, data if shared_data else member(data, index))
+               for index, member_state in enumerate(states)]
+    new_states = tuple(r[0] for r in results)
+    return new_states if split else stack(new_states), stack([r[1] for r in results])
 
   return unrolled
 
@@ -137,18 +141,31 @@ class PopulationExperiment(train.Experiment):
     return jax.jit(lambda: jax.vmap(self.create_state)(self.keys, self.hparams),
                    out_shardings=self.state_sharding())()
 
+  def splits_members(self) -> bool:
+    """Whether the step carries each member's state as its own arrays: when unrolled on
+    one mesh row. Stacked, the unrolled step slices every member out and stacks the
+    results back, which copies the whole state each step."""
+    return not vectorizes(self.config) and self.mesh_rows == 1
+
+  def carry(self, state):
+    if self.splits_members():
+      return tuple(member(state, index) for index in range(len(self.members)))
+    return state
+
+  def uncarry(self, carried):
+    return stack(list(carried)) if self.splits_members() else carried
+
   def donates_state(self):
-    # Unrolled, each member is sliced out of the stacked state and the results stacked
-    # back. Donated, XLA keeps the input readable while the stack is written over it by
-    # copying the whole state, twice a step; without the donation both copies go.
-    return vectorizes(self.config)
+    # Unrolled and stacked (on a member mesh), a donated step copies the whole state
+    # twice: XLA keeps the input readable while the stack is written over it.
+    return super().donates_state() and (vectorizes(self.config) or self.splits_members())
 
   def update_fn(self):
     # The dataset is shared; host batches come one set per member.
     shared_data = self.batches.on_device
     rows = self.mesh_rows
     step = batched(super().update_fn(), len(self.members) // rows, shared_data,
-                   vectorizes(self.config))
+                   vectorizes(self.config), self.splits_members())
     if rows == 1:
       return step
     # Each mesh row steps its own block of members: the program is local along

@@ -44,7 +44,7 @@ def create_train_state(variant, optimizers, keys, hparams, with_ema: bool = Fals
   """The plain-dict train state: step, the keys, hparams, params, batch_stats, opt_state,
   and (`with_ema`) the average of G (gax/ema.py)."""
   params, batch_stats = variant.init(keys["init"])
-  state = {  # copies: the state is donated to the step, the caller's keys live on
+  state = {  # copies: the state may be donated to the step, the caller's keys live on
       "step": jnp.zeros((), jnp.int32),
       "key": jnp.copy(keys["train"]),
       "data_key": jnp.copy(keys["data"]),
@@ -131,11 +131,23 @@ class Experiment:
         self.mesh, 2)
 
   def donates_state(self) -> bool:
-    """Whether each step's new state takes over the old one's buffers."""
-    return True
+    """Whether each step's new state takes over the old one's buffers: on accelerators,
+    where memory is short. XLA's CPU backend runs the step faster with fresh buffers
+    (the aliased outputs cost it copies), and host memory is plentiful."""
+    return jax.default_backend() != "cpu"
+
+  def carry(self, state: update_lib.TrainState):
+    """The state in the form `step_fn` carries it from step to step: the state itself
+    (a population may split it by member)."""
+    return state
+
+  def uncarry(self, carried) -> update_lib.TrainState:
+    """The state that `carry` was given, from what the step carries."""
+    return carried
 
   def step_fn(self, count: int) -> update_lib.StepFn:
-    """The jitted function that runs `count` steps: (state, data) -> (state, metrics)."""
+    """The jitted function that runs `count` steps: (carried state, data) -> (carried
+    state, metrics), the state as `carry` gives it."""
     if count not in self._compiled:
       self._compiled[count] = update_lib.make_train_step(
           self.update_fn(), count, self.batches.on_device, self.state_sharding(),
@@ -353,16 +365,17 @@ def run_loop(experiment: Experiment, outputs, stop: StopSignals) -> None:
     logging.info("The checkpoint is at step %d: nothing to train up to num_train_steps = %d",
                  start_step, num_steps)
   step, saved_step = start_step, start_step
+  carried = experiment.carry(state)
   timer_step, timer_start = step, time.perf_counter()
   while step < num_steps:
     if stop.received:
       if saved_step != step:
-        outputs.save_checkpoint(step, state)
+        outputs.save_checkpoint(step, experiment.uncarry(carried))
       logging.warning("Stopped by %s after step %d; the checkpoint is saved. Run the "
                       "same command again to continue.", stop.received, step)
       return
     count = min(config.steps_per_dispatch, num_steps - step)
-    state, metrics = experiment.step_fn(count)(state, experiment.data_for(step, count))
+    carried, metrics = experiment.step_fn(count)(carried, experiment.data_for(step, count))
     previous_step, step = step, step + count
     metrics = jax.device_get(metrics)  # small: a few scalars per step (and member)
     outputs.check_finite(metrics, previous_step + 1, saved_step)
@@ -374,16 +387,20 @@ def run_loop(experiment: Experiment, outputs, stop: StopSignals) -> None:
       timer_step, timer_start = step, time.perf_counter()
       outputs.log(logged, metrics, previous_step + 1, steps_per_s)
     on_schedule = _crossed(previous_step, step, config.sample_every)
+    checkpoint_due = _crossed(previous_step, step, config.checkpoint_every)
+    eval_due = config.eval_every and _crossed(previous_step, step, config.eval_every)
+    if not (on_schedule or checkpoint_due or eval_due or step == num_steps):
+      continue
+    state = experiment.uncarry(carried)
     if on_schedule or step == num_steps:
       # Health signals follow the schedule alone (not the last step's grid), so a run
       # extended later logs what a straight run logs.
       outputs.write_samples(step, samples(state),
                             health_scores(state) if on_schedule else None)
-    if _crossed(previous_step, step, config.checkpoint_every) or step == num_steps:
+    if checkpoint_due or step == num_steps:
       outputs.save_checkpoint(step, state)
       saved_step = step
-    if config.eval_every and (_crossed(previous_step, step, config.eval_every)
-                              or step == num_steps):
+    if config.eval_every and (eval_due or step == num_steps):
       outputs.evaluate(step, state)
   outputs.finish()
 

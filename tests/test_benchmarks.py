@@ -47,9 +47,10 @@ def _json_lines(argv: list[str]) -> list[dict]:
 def test_population_benchmark_alternates_rounds_of_every_form():
   report, = _json_lines(["benchmarks/population.py", "--config=configs/dcgan_mnist.py",
                          "--members=2", "--batch_size=8", "--steps=1", "--warmup=0",
-                         "--rounds=2", "--forms=unroll,unroll_donated"])
+                         "--rounds=2",
+                         "--forms=unroll,unroll_stacked,sequential_donated"])
   assert report["members"] == 2 and report["rounds"] == 2
-  for form in ("unroll", "unroll_donated"):
+  for form in ("unroll", "unroll_stacked", "sequential_donated"):
     assert len(report[f"{form}_speedup_by_round"]) == 2 and report[f"{form}_speedup"] > 0
 
 
