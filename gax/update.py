@@ -3,10 +3,11 @@
 A step is k discriminator updates, each on its own real batch, then one generator
 update, on a fresh fake batch or on the last D step's (`g_step_fake`). The factory
 compiles it once (the train state donated on accelerators); several steps can run per
-dispatch under `lax.scan`. Each step draws its randomness from fold_in(state["key"], state["step"]), so
-the same step always sees the same numbers. The update is handed a finished batch (a dict
-of arrays in model range, with a leading axis of k); it knows nothing of datasets. When
-the state holds an average of G (`state["ema"]`, gax/ema.py), the step updates it too.
+dispatch under `lax.scan`. Each step draws its randomness from
+fold_in(state["key"], state["step"]), so the same step always sees the same numbers. The
+update is handed a finished batch (a dict of arrays in model range, with a leading axis
+of k); it knows nothing of datasets. When the state holds an average of G
+(`state["ema"]`, gax/ema.py), the step updates it too.
 """
 
 import functools
