@@ -12,10 +12,14 @@ et al. (2018), on mnist5k with the quick start's networks and optimizer.
    augmentation (ADA).
 3. Optimizer, at the same CPU time: the final's best cell (by its average of G) without
    the tutorial's dropout in D, and with larger learning rates (`--optimizer_cells`).
-In the first two phases each cell's step is timed first, side by side with the quick
-start's; a cell that costs more per step gets proportionally fewer G steps, so every cell
-of a phase trains for the same CPU time. The optimizer phase keeps the best cell's steps:
-a learning rate costs nothing, and dropping D's dropout makes a step no dearer.
+4. G step, at the same CPU time (`--g_step_reuse`): the optimizer phase's best cell with
+   its G step on the D step's fake batch, through that batch's forward pass
+   (`g_step_fake=reuse`, as pytorch/examples' DCGAN): a cheaper step, so more of them.
+In the first two phases and the last, each cell's step is timed first, side by side with
+the quick start's; its G steps are the quick start's scaled by the quick start's step time
+over the cell's, so every cell trains for the same CPU time. The optimizer phase keeps
+the best cell's steps: a learning rate costs nothing, and dropping D's dropout makes a
+step no dearer.
 Every cell is `--seeds` seeds trained as one population program (`gax.sweep
 --population`) and evaluated by `gax.evaluate` (10,000 samples, digit-classifier
 features). Every run keeps an average of G (EMA, decay 0.995: StyleGAN2's 10k-image
@@ -53,6 +57,8 @@ flags.DEFINE_bool("report_only", False, "Rewrite the table and plot from results
 flags.DEFINE_string("best", "", "Skip the screen's choice: the final's best cell by name.")
 flags.DEFINE_list("final_augmentations", ["DiffAugment", "ADA"],
                   "Augmentations tried on the best cell in the final phase.")
+flags.DEFINE_bool("g_step_reuse", True, "Train the optimizer phase's best cell with its G "
+                  "step on the D step's fake batch (the G step phase).")
 flags.mark_flags_as_required(["workdir"])
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,15 +139,15 @@ def cell_config(overrides: dict):
 
 def budgeted_steps(cells: dict[str, dict], budget: int, record: Path) -> dict[str, int]:
   """G steps per cell: `budget` steps of the first cell (the quick start), scaled by its
-  step time over the cell's (the median of interleaved rounds, gax/step_timing.py). Kept
-  in `record`, so a rerun trains the same trials."""
+  step time over the cell's (the median of interleaved rounds, gax/step_timing.py), so a
+  cheaper step gets more of them. Kept in `record`, so a rerun trains the same trials."""
   if record.exists():
     return json.loads(record.read_text())["steps"]
   timed = step_timing.median_step_ms(
       {cell: cell_config(overrides) for cell, overrides in cells.items()},
       FLAGS.timed_steps, FLAGS.timing_rounds)
   baseline = next(iter(timed.values()))
-  steps = {cell: min(budget, round(budget * baseline / ms)) for cell, ms in timed.items()}
+  steps = {cell: round(budget * baseline / ms) for cell, ms in timed.items()}
   files.write_json(record, {"step_ms": timed, "steps": steps})
   logging.info("Step times (ms): %s; G steps: %s", timed, steps)
   return steps
@@ -254,8 +260,13 @@ def write_boxplot(path: Path, rows: list[dict]) -> None:
   import matplotlib.pyplot as plt
 
   phases = list(dict.fromkeys(r["phase"] for r in rows))
-  figure, axes = plt.subplots(1, len(phases), figsize=(7 * len(phases), 5), squeeze=False)
-  for axis, phase in zip(axes[0], phases):
+  columns = min(len(phases), 2)
+  figure, axes = plt.subplots(math.ceil(len(phases) / columns), columns,
+                              figsize=(7 * columns, 6 * math.ceil(len(phases) / columns)),
+                              squeeze=False)
+  for axis in axes.flat[len(phases):]:
+    axis.set_axis_off()
+  for axis, phase in zip(axes.flat, phases):
     cells = list(dict.fromkeys(r["cell"] for r in rows if r["phase"] == phase))
     for offset, (generator, colour) in enumerate((("live", "tab:blue"), ("EMA", "tab:orange"))):
       values = [[float(r["fid"]) for r in rows if r["phase"] == phase and r["cell"] == c
@@ -329,6 +340,15 @@ def run_study(workdir: Path) -> None:
                              {cell: final_steps[best] for cell in tuned})
       rows += [row for run in tuned_runs for row in evaluate(run, "optimizer")]
       write_rows(results, rows)
+      if FLAGS.g_step_reuse:
+        best = best_cell(rows, "optimizer", "EMA")
+        quick_start = next(iter(cells))
+        reusing = {f"{best}, G on D's fakes": {**tuned[best], "g_step_fake": "reuse"}}
+        steps = budgeted_steps({quick_start: cells[quick_start], **reusing},
+                               FLAGS.final_steps, workdir / "g_step_budget.json")
+        reusing_runs = run_phase(workdir / "g_step", reusing, steps)
+        rows += [row for run in reusing_runs for row in evaluate(run, "G step")]
+        write_rows(results, rows)
   rows = read_rows(results)
   write_table(workdir / "table.md", rows, floor_fid(rows, workdir))
   write_boxplot(workdir / "boxplot.png", rows)

@@ -9,8 +9,8 @@
 A penalty sees D as a `Critic`, a function from images to D's raw outputs, which the
 variant builds inside its discriminator loss (labels, augmentation and dropout closed
 over), so the penalty is differentiated with everything else. With `every` = N > 1 it is
-lazy as in StyleGAN2 (Karras et al. 2020): computed on every N-th D update only, weighted
-N times.
+lazy as in StyleGAN2 (Karras et al. 2020): counted on every N-th D update only, weighted
+N times, and computed on those updates only, except on CPU (see `branches_on_schedule`).
 """
 
 import dataclasses
@@ -86,5 +86,15 @@ class Penalty:
     term = lambda: self.weight * penalty(critic, real, fake, key)
     if self.every == 1:
       return term()
-    return jax.lax.cond(iteration % self.every == 0, lambda: self.every * term(),
-                        lambda: jnp.zeros((), jnp.float32))
+    due = iteration % self.every == 0
+    if not branches_on_schedule():
+      return jnp.where(due, self.every * term(), 0.0)
+    return jax.lax.cond(due, lambda: self.every * term(), lambda: jnp.zeros((), jnp.float32))
+
+
+def branches_on_schedule() -> bool:
+  """Whether a lazy penalty is computed in a conditional branch, on its updates only,
+  rather than on every update and masked. Not on CPU: XLA's CPU backend gives its fast
+  convolution kernels to top-level convolutions only, and inside a branch D's kernel
+  gradients run so slowly that the branch costs more than the penalty taken every time."""
+  return jax.default_backend() != "cpu"

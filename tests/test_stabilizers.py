@@ -75,13 +75,33 @@ def test_r1_on_a_quadratic_critic():
                              rtol=1e-6)
 
 
-def test_a_lazy_penalty_counts_n_times_on_every_nth_update():
+@pytest.mark.parametrize("branches", [True, False])
+def test_a_lazy_penalty_counts_n_times_on_every_nth_update(branches, monkeypatch):
+  monkeypatch.setattr(penalties, "branches_on_schedule", lambda: branches)
   w = jnp.ones(4) * 2.0  # ||w|| = 4: R1 = 1/2 * 16 = 8
   real = jnp.ones((3, 2, 2, 1))
   penalty = penalties.Penalty("r1", weight=0.5, every=4)
-  values = [float(penalty(_linear_critic(w), real, real, None, i)) for i in range(6)]
-  assert values == [16.0, 0.0, 0.0, 0.0, 16.0, 0.0]  # 4 * 0.5 * 8
+  value_and_grad = jax.jit(jax.value_and_grad(
+      lambda w, i: penalty(_linear_critic(w), real, real, None, i)))
+  values, grads = zip(*[value_and_grad(w, i) for i in range(6)])
+  assert [float(v) for v in values] == [16.0, 0.0, 0.0, 0.0, 16.0, 0.0]  # 4 * 0.5 * 8
+  for i, grad in enumerate(grads):  # d/dw of 4 * 0.5 * 1/2 ||w||^2 on the counted updates
+    np.testing.assert_array_equal(grad, 4 * 0.5 * w if i % 4 == 0 else jnp.zeros(4))
   assert float(penalties.Penalty("r1", 0.5)(_linear_critic(w), real, real, None, 3)) == 4.0
+
+
+@pytest.mark.parametrize("forced_branch", [False, True])
+def test_a_lazy_penalty_branches_only_off_cpu(forced_branch, monkeypatch):
+  # Inside a conditional's branch XLA's CPU backend runs D's kernel gradients off its
+  # fast convolution kernels: with the branch, the step was slower than the eager penalty.
+  if forced_branch:
+    monkeypatch.setattr(penalties, "branches_on_schedule", lambda: True)
+  config = tiny(load_config("dcgan_mnist"))
+  config.loss.penalty_every = 4
+  experiment = train.create_experiment(config)
+  state = experiment.initial_state()
+  hlo = experiment.step_fn(1).lower(state, experiment.data_for(0, 1)).compile().as_text()
+  assert (" conditional(" in hlo) == forced_branch
 
 
 def _sigmas(stats) -> dict[tuple, float]:
