@@ -261,8 +261,8 @@ def write_boxplot(path: Path, rows: list[dict]) -> None:
 
   phases = list(dict.fromkeys(r["phase"] for r in rows))
   columns = min(len(phases), 2)
-  figure, axes = plt.subplots(math.ceil(len(phases) / columns), columns,
-                              figsize=(7 * columns, 6 * math.ceil(len(phases) / columns)),
+  grid_rows = math.ceil(len(phases) / columns)
+  figure, axes = plt.subplots(grid_rows, columns, figsize=(7 * columns, 6 * grid_rows),
                               squeeze=False)
   for axis in axes.flat[len(phases):]:
     axis.set_axis_off()
