@@ -182,6 +182,12 @@ def run_phase(workdir: Path, cells: dict[str, dict], steps: dict[str, int]) -> l
   return [{**run, "workdir": workdir / name} for run, name in zip(runs, names, strict=True)]
 
 
+def phase_rows(workdir: Path, phase: str, cells: dict[str, dict], steps: dict[str, int]
+               ) -> list[dict]:
+  """Trains a phase (`run_phase`) and evaluates its runs: their rows of results.csv."""
+  return [row for run in run_phase(workdir, cells, steps) for row in evaluate(run, phase)]
+
+
 def training_seconds(workdir: Path) -> float:
   """The run's training time from its log: steps between logged records over steps/s
   (compilation and evaluations left out)."""
@@ -321,24 +327,21 @@ def run_study(workdir: Path) -> None:
   results = workdir / "results.csv"
   if not FLAGS.report_only:
     screen = screen_cells()
-    runs = run_phase(workdir / "screen", screen, budgeted_steps(
+    rows = phase_rows(workdir / "screen", "screen", screen, budgeted_steps(
         screen, FLAGS.screen_steps, workdir / "screen_budget.json"))
-    rows = [row for run in runs for row in evaluate(run, "screen")]
     write_rows(results, rows)
     best = FLAGS.best or best_cell(rows, "screen", "live")
     logging.info("The screen's best cell (mean FID of the live G): %s", best)
     cells = final_cells(best, screen)
     final_steps = budgeted_steps(cells, FLAGS.final_steps, workdir / "final_budget.json")
-    final_runs = run_phase(workdir / "final", cells, final_steps)
-    rows += [row for run in final_runs for row in evaluate(run, "final")]
+    rows += phase_rows(workdir / "final", "final", cells, final_steps)
     write_rows(results, rows)
     best = best_cell(rows, "final", "EMA")
     logging.info("The final's best cell (mean FID of the average of G): %s", best)
     if FLAGS.optimizer_cells:
       tuned = optimizer_cells(best, cells)
-      tuned_runs = run_phase(workdir / "optimizer", tuned,
-                             {cell: final_steps[best] for cell in tuned})
-      rows += [row for run in tuned_runs for row in evaluate(run, "optimizer")]
+      rows += phase_rows(workdir / "optimizer", "optimizer", tuned,
+                         {cell: final_steps[best] for cell in tuned})
       write_rows(results, rows)
       if FLAGS.g_step_reuse:
         best = best_cell(rows, "optimizer", "EMA")
@@ -346,8 +349,7 @@ def run_study(workdir: Path) -> None:
         reusing = {f"{best}, G on D's fakes": {**tuned[best], "g_step_fake": "reuse"}}
         steps = budgeted_steps({quick_start: cells[quick_start], **reusing},
                                FLAGS.final_steps, workdir / "g_step_budget.json")
-        reusing_runs = run_phase(workdir / "g_step", reusing, steps)
-        rows += [row for run in reusing_runs for row in evaluate(run, "G step")]
+        rows += phase_rows(workdir / "g_step", "G step", reusing, steps)
         write_rows(results, rows)
   rows = read_rows(results)
   write_table(workdir / "table.md", rows, floor_fid(rows, workdir))
