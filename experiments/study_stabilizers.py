@@ -15,17 +15,21 @@ et al. (2018), on mnist5k with the quick start's networks and optimizer.
 4. G step, at the same CPU time (`--g_step_reuse`): the optimizer phase's best cell with
    its G step on the D step's fake batch, through that batch's forward pass
    (`g_step_fake=reuse`, as pytorch/examples' DCGAN): a cheaper step, so more of them.
-In the first two phases and the last, each cell's step is timed first, side by side with
-the quick start's; its G steps are the quick start's scaled by the quick start's step time
-over the cell's, so every cell trains for the same CPU time. The optimizer phase keeps
+5. Batch, at the same CPU time (`--batch_sizes`): the G step phase's cell with smaller
+   batches, so more (and noisier) updates of both networks in the same time. The average
+   of G keeps its half-life in images: decay 0.995^(batch / 64).
+In every phase but the optimizer's, each cell's step is timed first, side by side with
+the quick start's (the batch phase's with the G step phase's cell, at its steps); its G
+steps are the quick start's scaled by the quick start's step time over the cell's, so
+every cell trains for the same CPU time. The optimizer phase keeps
 the best cell's steps: a learning rate costs nothing, and dropping D's dropout makes a
 step no dearer.
 Every cell is `--seeds` seeds trained as one population program (`gax.sweep
 --population`) and evaluated by `gax.evaluate` (10,000 samples, digit-classifier
 features). Every run keeps an average of G (EMA, decay 0.995: StyleGAN2's 10k-image
-half-life at batch 64, with its ramp-up), which never changes training, so the final
-phase measures the live G and its average from the same runs; the screen, which picks
-the loss and the regulariser, reports the live G.
+half-life at batch 64, with its ramp-up; the batch phase keeps the half-life), which never
+changes training, so the final phase measures the live G and its average from the same
+runs; the screen, which picks the loss and the regulariser, reports the live G.
 
 Writes WORKDIR/results.csv (one row per run and generator), WORKDIR/table.md (mean ± std
 per cell) and WORKDIR/boxplot.png. A rerun skips what is done (trained trials, evaluated
@@ -59,11 +63,17 @@ flags.DEFINE_list("final_augmentations", ["DiffAugment", "ADA"],
                   "Augmentations tried on the best cell in the final phase.")
 flags.DEFINE_bool("g_step_reuse", True, "Train the optimizer phase's best cell with its G "
                   "step on the D step's fake batch (the G step phase).")
+flags.DEFINE_list("batch_sizes", ["32", "16"], "Batch sizes tried on the G step phase's cell "
+                  "(the batch phase; empty: none).")
+flags.register_validator("batch_sizes", lambda sizes: all(s.isdigit() and int(s) > 0
+                                                           for s in sizes),
+                         "--batch_sizes must be positive integers, e.g. 32,16")
 flags.mark_flags_as_required(["workdir"])
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/dcgan_mnist.py:recipe=radford"  # the quick start before this study
 EMA = {"ema.decay": 0.995}
+EMA_BATCH = 64  # the batch at which EMA's decay holds; other batches keep its half-life
 LOSSES = {
     "non-saturating": {"loss.name": "non_saturating"},
     "least squares": {"loss.name": "least_squares"},
@@ -122,6 +132,14 @@ def optimizer_cells(best: str, final: dict[str, dict]) -> dict[str, dict]:
   return cells
 
 
+def batch_cells(cell: str, overrides: dict) -> dict[str, dict]:
+  cells = {}
+  for batch in map(int, FLAGS.batch_sizes):
+    decay = round(EMA["ema.decay"] ** (batch / EMA_BATCH), 6)
+    cells[f"{cell}, batch {batch}"] = {**overrides, "batch_size": batch, "ema.decay": decay}
+  return cells
+
+
 def write_sweep_file(path: Path, trials: list[dict]) -> None:
   """A sweep file (gax.sweep's `sweep(add)`) of the given trials: the record of a phase."""
   files.write_atomically(path, (
@@ -138,9 +156,9 @@ def cell_config(overrides: dict):
 
 
 def budgeted_steps(cells: dict[str, dict], budget: int, record: Path) -> dict[str, int]:
-  """G steps per cell: `budget` steps of the first cell (the quick start), scaled by its
-  step time over the cell's (the median of interleaved rounds, gax/step_timing.py), so a
-  cheaper step gets more of them. Kept in `record`, so a rerun trains the same trials."""
+  """G steps per cell: `budget` steps of the first cell (the one the others would
+  replace), scaled by its step time over the cell's (the median of interleaved rounds,
+  gax/step_timing.py), so a cheaper step gets more of them. Kept in `record`, so a rerun trains the same trials."""
   if record.exists():
     return json.loads(record.read_text())["steps"]
   timed = step_timing.median_step_ms(
@@ -158,8 +176,9 @@ def phase_trials(cells: dict[str, dict], steps: dict[str, int]
   """The sweep's trials of a phase (every cell's seeds) and the (cell, seed) of each."""
   trials, runs = [], []
   for cell, overrides in cells.items():
+    average = {name: overrides.get(name, value) for name, value in EMA.items()}
     for seed in range(FLAGS.seeds):
-      trials.append({**overrides, **EMA, "num_train_steps": steps[cell], "log_every": 50,
+      trials.append({**overrides, **average, "num_train_steps": steps[cell], "log_every": 50,
                      "sample_every": steps[cell], "checkpoint_every": steps[cell],
                      "eval.num_samples": FLAGS.eval_samples, "eval.parzen": False,
                      "seed": seed})
@@ -351,6 +370,14 @@ def run_study(workdir: Path) -> None:
                                FLAGS.final_steps, workdir / "g_step_budget.json")
         rows += phase_rows(workdir / "g_step", "G step", reusing, steps)
         write_rows(results, rows)
+        if FLAGS.batch_sizes:
+          # Timed against the G step phase's cell, which is what they would replace.
+          cell = next(iter(reusing))
+          smaller = batch_cells(cell, reusing[cell])
+          steps = budgeted_steps({cell: reusing[cell], **smaller}, steps[cell],
+                                 workdir / "batch_budget.json")
+          rows += phase_rows(workdir / "batch", "batch", smaller, steps)
+          write_rows(results, rows)
   rows = read_rows(results)
   write_table(workdir / "table.md", rows, floor_fid(rows, workdir))
   write_boxplot(workdir / "boxplot.png", rows)

@@ -131,8 +131,9 @@ def test_config_arguments_are_typed_and_checked():
               "non_saturating", "none", 0.0, 2e-4, 0.3)
   assert (stabilised.loss.name, stabilised.loss.penalty, stabilised.ema.decay,
           stabilised.optimizer.learning_rate, stabilised.model.d_dropout,
-          stabilised.g_step_fake, stabilised.num_train_steps) == (
-              "least_squares", "r1", 0.995, 7e-4, 0.0, "reuse", 2355)
+          stabilised.g_step_fake, stabilised.batch_size, stabilised.num_train_steps) == (
+              "least_squares", "r1", 0.99875, 7e-4, 0.0, "reuse", 16, 6980)
+  assert (radford.sample_every, stabilised.sample_every) == (100, 400)
   assert load_config("dcgan64", "channels=3").data.channels == 3
   with pytest.raises(ValueError, match="dataset, recipe"):
     load_config("dcgan_mnist", "learning_rate=3")
