@@ -21,9 +21,8 @@ et al. (2018), on mnist5k with the quick start's networks and optimizer.
 In every phase but the optimizer's, each cell's step is timed first, side by side with
 the quick start's (the batch phase's with the G step phase's cell, at its steps); its G
 steps are the quick start's scaled by the quick start's step time over the cell's, so
-every cell trains for the same CPU time. The optimizer phase keeps
-the best cell's steps: a learning rate costs nothing, and dropping D's dropout makes a
-step no dearer.
+every cell trains for the same CPU time. The optimizer phase keeps the best cell's steps:
+a learning rate costs nothing, and dropping D's dropout makes a step no dearer.
 Every cell is `--seeds` seeds trained as one population program (`gax.sweep
 --population`) and evaluated by `gax.evaluate` (10,000 samples, digit-classifier
 features). Every run keeps an average of G (EMA, decay 0.995: StyleGAN2's 10k-image
@@ -133,6 +132,7 @@ def optimizer_cells(best: str, final: dict[str, dict]) -> dict[str, dict]:
 
 
 def batch_cells(cell: str, overrides: dict) -> dict[str, dict]:
+  """`cell` at each of `--batch_sizes`, its average of G at the same half-life in images."""
   cells = {}
   for batch in map(int, FLAGS.batch_sizes):
     decay = round(EMA["ema.decay"] ** (batch / EMA_BATCH), 6)
@@ -158,7 +158,8 @@ def cell_config(overrides: dict):
 def budgeted_steps(cells: dict[str, dict], budget: int, record: Path) -> dict[str, int]:
   """G steps per cell: `budget` steps of the first cell (the one the others would
   replace), scaled by its step time over the cell's (the median of interleaved rounds,
-  gax/step_timing.py), so a cheaper step gets more of them. Kept in `record`, so a rerun trains the same trials."""
+  gax/step_timing.py), so a cheaper step gets more of them. Kept in `record`, so a rerun
+  trains the same trials."""
   if record.exists():
     return json.loads(record.read_text())["steps"]
   timed = step_timing.median_step_ms(
