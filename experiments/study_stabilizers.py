@@ -343,42 +343,50 @@ def main(argv):
   cli.run_command(lambda: run_study(Path(FLAGS.workdir)))
 
 
+def run_phases(workdir: Path, results: Path) -> None:
+  """Trains and evaluates the phases in turn, rewriting `results` after each. Each phase
+  starts from the one before, so a phase left out (its flag empty or off) ends the study
+  there."""
+  rows = []
+
+  def add_phase(name: str, phase: str, cells: dict[str, dict], steps: dict[str, int]):
+    rows.extend(phase_rows(workdir / name, phase, cells, steps))
+    write_rows(results, rows)
+
+  screen = screen_cells()
+  add_phase("screen", "screen", screen, budgeted_steps(
+      screen, FLAGS.screen_steps, workdir / "screen_budget.json"))
+  best = FLAGS.best or best_cell(rows, "screen", "live")
+  logging.info("The screen's best cell (mean FID of the live G): %s", best)
+  cells = final_cells(best, screen)
+  final_steps = budgeted_steps(cells, FLAGS.final_steps, workdir / "final_budget.json")
+  add_phase("final", "final", cells, final_steps)
+  best = best_cell(rows, "final", "EMA")
+  logging.info("The final's best cell (mean FID of the average of G): %s", best)
+  if not FLAGS.optimizer_cells:
+    return
+  tuned = optimizer_cells(best, cells)
+  add_phase("optimizer", "optimizer", tuned, {cell: final_steps[best] for cell in tuned})
+  if not FLAGS.g_step_reuse:
+    return
+  best = best_cell(rows, "optimizer", "EMA")
+  quick_start = next(iter(cells))
+  cell, overrides = f"{best}, G on D's fakes", {**tuned[best], "g_step_fake": "reuse"}
+  steps = budgeted_steps({quick_start: cells[quick_start], cell: overrides},
+                         FLAGS.final_steps, workdir / "g_step_budget.json")
+  add_phase("g_step", "G step", {cell: overrides}, steps)
+  if not FLAGS.batch_sizes:
+    return
+  # Timed against the G step phase's cell, which is what they would replace.
+  smaller = batch_cells(cell, overrides)
+  add_phase("batch", "batch", smaller, budgeted_steps(
+      {cell: overrides, **smaller}, steps[cell], workdir / "batch_budget.json"))
+
+
 def run_study(workdir: Path) -> None:
   results = workdir / "results.csv"
   if not FLAGS.report_only:
-    screen = screen_cells()
-    rows = phase_rows(workdir / "screen", "screen", screen, budgeted_steps(
-        screen, FLAGS.screen_steps, workdir / "screen_budget.json"))
-    write_rows(results, rows)
-    best = FLAGS.best or best_cell(rows, "screen", "live")
-    logging.info("The screen's best cell (mean FID of the live G): %s", best)
-    cells = final_cells(best, screen)
-    final_steps = budgeted_steps(cells, FLAGS.final_steps, workdir / "final_budget.json")
-    rows += phase_rows(workdir / "final", "final", cells, final_steps)
-    write_rows(results, rows)
-    best = best_cell(rows, "final", "EMA")
-    logging.info("The final's best cell (mean FID of the average of G): %s", best)
-    if FLAGS.optimizer_cells:
-      tuned = optimizer_cells(best, cells)
-      rows += phase_rows(workdir / "optimizer", "optimizer", tuned,
-                         {cell: final_steps[best] for cell in tuned})
-      write_rows(results, rows)
-      if FLAGS.g_step_reuse:
-        best = best_cell(rows, "optimizer", "EMA")
-        quick_start = next(iter(cells))
-        reusing = {f"{best}, G on D's fakes": {**tuned[best], "g_step_fake": "reuse"}}
-        steps = budgeted_steps({quick_start: cells[quick_start], **reusing},
-                               FLAGS.final_steps, workdir / "g_step_budget.json")
-        rows += phase_rows(workdir / "g_step", "G step", reusing, steps)
-        write_rows(results, rows)
-        if FLAGS.batch_sizes:
-          # Timed against the G step phase's cell, which is what they would replace.
-          cell = next(iter(reusing))
-          smaller = batch_cells(cell, reusing[cell])
-          steps = budgeted_steps({cell: reusing[cell], **smaller}, steps[cell],
-                                 workdir / "batch_budget.json")
-          rows += phase_rows(workdir / "batch", "batch", smaller, steps)
-          write_rows(results, rows)
+    run_phases(workdir, results)
   rows = read_rows(results)
   write_table(workdir / "table.md", rows, floor_fid(rows, workdir))
   write_boxplot(workdir / "boxplot.png", rows)
