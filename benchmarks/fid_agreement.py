@@ -31,8 +31,8 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from gax import data as data_lib
-from gax import inception, inception_weights, metrics
+from gax.data import datasets as data_lib
+from gax.evaluation import inception, inception_weights, metrics
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("torch_python", None, "Python of an environment with torch and "

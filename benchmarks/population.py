@@ -19,6 +19,7 @@ that the forms above use (every device holds every member and a slice of each ba
 On CPU, force devices first: XLA_FLAGS=--xla_force_host_platform_device_count=8.
 """
 
+import dataclasses
 import json
 import statistics
 import time
@@ -27,7 +28,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from gax import population, train
+from gax.training import population, sharding, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -49,28 +50,43 @@ STACKED = "unroll_stacked"
 SEQUENTIAL_DONATED = "sequential_donated"
 
 
-def population_experiment(config, members, form: str) -> population.PopulationExperiment:
+@dataclasses.dataclass(frozen=True)
+class StackedLayout(population.PopulationLayout):
+  """The unrolled population carrying one stacked state (gax carries the members apart)."""
+
+  def splits_members(self) -> bool:
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class DonatedLayout(sharding.SingleLayout):
+  """One model whose step donates its state, as on accelerators."""
+
+  def donates(self) -> bool:
+    return True
+
+
+def population_run(config, members, form: str) -> train.Run:
   config.population_step = "unroll" if form == STACKED else form
-  experiment = population.create_experiment(config, members)
+  run = population.create_run(config, members)
   if form == STACKED:
-    experiment.splits_members = lambda: False
-  return experiment
+    run = dataclasses.replace(run, layout=StackedLayout(**vars(run.layout)), compiled={})
+  return run
 
 
-def donated(experiment: train.Experiment) -> train.Experiment:
-  experiment.donates_state = lambda: True
-  return experiment
+def donated(run: train.Run) -> train.Run:
+  return dataclasses.replace(run, layout=DonatedLayout(run.mesh), compiled={})
 
 
 class StepTimer:
-  """An experiment's step, compiled and warmed up; `time()` runs --steps more and returns
+  """A run's step, compiled and warmed up; `time()` runs --steps more and returns
   seconds per step, one step per call."""
 
-  def __init__(self, experiment: train.Experiment):
-    self.state = experiment.carry(experiment.initial_state())
-    self.data = lambda: experiment.data_for(0, 1)
+  def __init__(self, run: train.Run):
+    self.state = run.layout.carry(train.initial_state(run))
+    self.data = lambda: train.step_data(run, 0, 1)
     start = time.perf_counter()
-    self.compiled = experiment.step_fn(1).lower(self.state, self.data()).compile()
+    self.compiled = train.step_fn(run, 1).lower(self.state, self.data()).compile()
     self.compile_s = time.perf_counter() - start
     for _ in range(FLAGS.warmup):
       self.state, _ = self.compiled(self.state, self.data())
@@ -93,16 +109,16 @@ def main(argv):
   timers = {}  # form -> timers whose step times add up to one step of every member
   for form in FLAGS.forms:
     if form == SEQUENTIAL_DONATED:
-      timers[form] = [StepTimer(donated(train.create_experiment(m))) for m in members]
+      timers[form] = [StepTimer(donated(train.create_run(m))) for m in members]
     else:
-      timers[form] = [StepTimer(population_experiment(config, members, form))]
+      timers[form] = [StepTimer(population_run(config, members, form))]
   if FLAGS.mesh_members:
     config.population_step = "auto"
     config.mesh.members = FLAGS.mesh_members
-    timers["member_mesh"] = [StepTimer(population.create_experiment(config, members))]
+    timers["member_mesh"] = [StepTimer(population.create_run(config, members))]
     config.mesh.members = 1
   if FLAGS.sequential:
-    timers["sequential"] = [StepTimer(train.create_experiment(m)) for m in members]
+    timers["sequential"] = [StepTimer(train.create_run(m)) for m in members]
   # Rounds alternate the forms, so the machine's drift falls on all of them alike.
   rounds = {form: [] for form in timers}
   for _ in range(FLAGS.rounds):

@@ -4,7 +4,7 @@
       --batch_size=64 --steps=20 [--dtype=bfloat16] [--config.field=value ...]
 
 The step is the one `gax.main` runs (same experiment, same compiled update, data on the
-device), timed after compilation. FLOPs are counted from the step's jaxpr (gax.flops).
+device), timed after compilation. FLOPs are counted from the step's jaxpr (benchmarks/flops.py).
 
 `--ab` times variants of the config side by side instead, in one process: each
 `name:field=value,...` is the config with those overrides, and every round times
@@ -26,11 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import flops  # benchmarks/flops.py, beside this script
 import jax
+import step_timing
 from absl import app, flags
 from ml_collections import config_flags
 
-from gax import config_base, flops, step_timing, train
+from gax import config_base
+from gax.training import train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -149,16 +152,16 @@ def main(argv):
   if FLAGS.ab:
     print(json.dumps(compare(config, parse_ab(FLAGS.ab))))
     return
-  experiment = train.create_experiment(config)
-  state = experiment.initial_state()
+  run = train.create_run(config)
+  state = train.initial_state(run)
   count = FLAGS.steps_per_dispatch
-  data = lambda: experiment.data_for(0, count)
+  data = lambda: train.step_data(run, 0, count)
 
   start = time.perf_counter()
-  lowered = experiment.step_fn(count).lower(state, data())
+  lowered = train.step_fn(run, count).lower(state, data())
   compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  flops_per_step = flops.count(experiment.step_fn(count), state,
+  flops_per_step = flops.count(train.step_fn(run, count), state,
                                data()) / count
   xla_flops = xla_cost_flops(lowered, compiled)
 
@@ -200,7 +203,7 @@ def main(argv):
       "step_ms": round(step_s * 1e3, 3),
       "compile_s": round(compile_s, 2),
       "device": f"{jax.default_backend()}:{device.device_kind}",
-      "num_devices": experiment.mesh.devices.size,
+      "num_devices": run.mesh.devices.size,
       "dtype": config.dtype,
       "default_matmul_precision": jax.config.jax_default_matmul_precision or "default",
       "conv_transpose": config.model.get("conv_transpose"),

@@ -3,7 +3,7 @@
 `dataset=folder:PATH` (required): pix2pix's own layout, PATH/train/*.jpg and
 PATH/test/*.jpg (or val/) with A on the left half of each image and B on the right
 (`layout=side_by_side`, the default), or PATH/train/A/ and PATH/train/B/ holding the same
-file names (`layout=folders`); see gax/image_folders.py. The paper's facades settings:
+file names (`layout=folders`); see gax/data/folders.py. The paper's facades settings:
 U-Net with 8 levels, 70x70 PatchGAN, L1 lambda = 100, Adam 2e-4 with beta1 0.5, batch
 1, images resized to 286 then randomly cropped to 256 and mirrored (the same crop and
 flip for both images of a pair), 200 epochs (400 training pairs per epoch in facades).

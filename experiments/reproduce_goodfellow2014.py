@@ -19,8 +19,11 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from gax import cli, config_base, files, train, trained_run
-from gax import data as data_lib
+from gax import cli, config_base
+from gax.data import datasets as data_lib
+from gax.storage import files
+from gax.trained import run as trained_run
+from gax.training import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "workdirs/goodfellow2014", "Where the runs and table go.")

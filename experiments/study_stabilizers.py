@@ -46,7 +46,13 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from gax import cli, config_base, files, step_timing, trained_run
+from gax import cli, config_base
+from gax.storage import files
+from gax.trained import run as trained_run
+
+# The benchmarks' interleaved step timing (benchmarks/step_timing.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import step_timing  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where the study keeps its runs and results.")
@@ -158,7 +164,7 @@ def cell_config(overrides: dict):
 def budgeted_steps(cells: dict[str, dict], budget: int, record: Path) -> dict[str, int]:
   """G steps per cell: `budget` steps of the first cell (the one the others would
   replace), scaled by its step time over the cell's (the median of interleaved rounds,
-  gax/step_timing.py), so a cheaper step gets more of them. Kept in `record`, so a rerun
+  benchmarks/step_timing.py), so a cheaper step gets more of them. Kept in `record`, so a rerun
   trains the same trials."""
   if record.exists():
     return json.loads(record.read_text())["steps"]

@@ -9,8 +9,7 @@ from collections.abc import Callable
 
 from absl import flags, logging
 
-from gax import checkpoint, config_base, files, outputs
-from gax import data as data_lib
+from gax import config_base, errors
 
 _STORAGE_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT,
                    errno.ENOTDIR)
@@ -79,7 +78,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     path, _, arg = config_arg.partition(":")
     try:  # config_flags loads the file again; this only says what is wrong with it
       config_base.load_config_file(path, arg or None)
-    except config_base.ConfigError as e:
+    except errors.ConfigError as e:
       fail(str(e))
   try:
     return flags.FLAGS(argv)
@@ -100,12 +99,12 @@ def run_command(command: Callable[[], None]) -> None:
   _quiet_closed_loops()
   try:
     command()
-  except (config_base.ConfigError, data_lib.DataError, files.WorkdirBusyError) as e:
+  except (errors.ConfigError, errors.DataError, errors.WorkdirBusyError) as e:
     fail(str(e))
-  except outputs.NonFiniteError as e:
+  except errors.NonFiniteError as e:
     fail(str(e), exit_code=3)
   except OSError as e:
-    if e.errno not in _STORAGE_ERRORS and not isinstance(e, checkpoint.SaveError):
+    if e.errno not in _STORAGE_ERRORS and not isinstance(e, errors.SaveError):
       _crash()
     # Every write gax makes is atomic, so a failed one leaves the old file in place.
     fail(f"{e.strerror or e} ({e.filename or 'workdir'}); nothing already written was "

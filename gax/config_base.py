@@ -3,14 +3,13 @@
 import ast
 import functools
 import importlib.util
+import traceback
 from pathlib import Path
 
 import ml_collections
 from ml_collections import config_dict
 
-
-class ConfigError(ValueError):
-  """A config field with an impossible value; the message names the field."""
+from gax import errors
 
 
 def check_choice(field: str, value, choices) -> None:
@@ -24,11 +23,11 @@ def check_choice(field: str, value, choices) -> None:
     return
   if field.endswith(".name") or field == "variant":
     noun = field.removesuffix(".name").split(".")[-1]
-    raise ConfigError(f"unknown {noun} {value!r}; choose one of "
+    raise errors.ConfigError(f"unknown {noun} {value!r}; choose one of "
                       f"{', '.join(map(str, choices))} (config.{field})")
   quoted = [repr(c) for c in choices]
   allowed = " or ".join(quoted) if len(quoted) <= 2 else "one of " + ", ".join(quoted)
-  raise ConfigError(f"config.{field} = {value!r} must be {allowed}")
+  raise errors.ConfigError(f"config.{field} = {value!r} must be {allowed}")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -48,7 +47,7 @@ def base_config() -> ml_collections.ConfigDict:
       crop_size=0,  # > 0: train on random crops of this size (CycleGAN: 286 -> 256)
       random_flip=False,  # mirror training images left-right at random
       # Where batches come from: "memory" (the dataset decoded whole, on the device or
-      # the host), "stream" (decoded as read, in worker processes: gax/streaming.py) or
+      # the host), "stream" (decoded as read, in worker processes: gax/data/streaming.py) or
       # "auto" (streams folder, ArrayRecord and TFDS datasets larger than the next field).
       pipeline="auto",
       max_memory_bytes=2 * 2 ** 30,
@@ -77,7 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
   # the last D step's batch and generator forward pass (pytorch/examples' DCGAN).
   config.g_step_fake = "fresh"
   config.steps_per_dispatch = 1  # > 1: that many steps per compiled call (lax.scan)
-  # An exponential moving average of G's parameters and statistics (gax/ema.py).
+  # An exponential moving average of G's parameters and statistics (gax/variants/ema.py).
   config.ema = ml_collections.ConfigDict(dict(
       decay=0.0,  # in [0, 1); 0: no average
       start_step=0,  # G steps before the average starts (a copy of G until then)
@@ -90,7 +89,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.mesh = ml_collections.ConfigDict(dict(members=1, data=0))
   # A population's step: "vmap", "unroll" (members side by side), "auto" (unroll on CPU)
   config.population_step = "auto"
-  # Training-health signals and warnings (gax/health.py), taken with every sample grid.
+  # Training-health signals and warnings (gax/training/health.py), taken with every sample grid.
   config.health = ml_collections.ConfigDict(dict(
       real_examples=256,  # training and held-out images D's r_t is measured on; 0: none
       # The digit classifier's classes in the grid: "auto" where the run evaluates with it
@@ -145,7 +144,7 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   for item in filter(None, (arg or "").split(",")):
     key, sep, value = item.partition("=")
     if not sep or key not in defaults:
-      raise ValueError(f"bad config argument {item!r}; expected key=value with key in "
+      raise errors.ConfigError(f"bad config argument {item!r}; expected key=value with key in "
                        f"{', '.join(defaults)}")
     default = defaults[key]
     if isinstance(default, bool):
@@ -157,40 +156,62 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   return parsed
 
 
-def load_config_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
-  """Calls `get_config(arg)` of a config file, as `--config=path:arg` does; any problem
-  with the file is a ConfigError that names it."""
+def line_in(path: Path, error: BaseException) -> str:
+  """" (line N)" of the innermost frame of `error`'s traceback inside file `path`."""
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+           if Path(frame.filename).resolve() == path.resolve()]
+  return f" (line {lines[-1]})" if lines else ""
+
+
+def load_module(path, where: str, suffix: str = ".py"):
+  """The Python file at `path` run as a module; any problem with it (absent, a directory,
+  another kind of file, a syntax error, an exception while it runs) is a ConfigError
+  that starts with `where` and names the line."""
   path = Path(path)
-  where = f"--config={path}" + (f":{arg}" if arg else "")
   if path.is_dir():
-    raise ConfigError(f"{where}: that is a directory; give a config file, e.g. "
-                      "configs/dcgan_mnist.py")
+    raise errors.ConfigError(f"{where}: that is a directory; give a Python file")
   if not path.is_file():
     near = sorted(p.name for p in path.parent.glob("*.py")) if path.parent.is_dir() else []
-    raise ConfigError(f"{where}: no such file" + (
+    raise errors.ConfigError(f"{where}: no such file" + (
         f"; {path.parent} has {', '.join(near[:12])}" if near else ""))
+  if path.suffix != suffix:
+    raise errors.ConfigError(f"{where}: {path.name} is not a {suffix} file")
   spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
   except SyntaxError as e:
-    raise ConfigError(f"{where}: syntax error at line {e.lineno}: {e.msg}") from None
+    raise errors.ConfigError(f"{where}: syntax error at line {e.lineno}: {e.msg}") from None
   except Exception as e:  # whatever the file's own code raises
-    raise ConfigError(f"{where}: running the file raised {type(e).__name__}: {e}"
-                      ) from None
+    raise errors.ConfigError(f"{where}: running the file raised {type(e).__name__}: {e}"
+                             f"{line_in(path, e)}") from None
+  return module
+
+
+def load_config_module(path):
+  """A config file as a module, for a config that derives from another's functions."""
+  return load_module(path, f"--config={path}")
+
+
+def load_config_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
+  """Calls `get_config(arg)` of a config file, as `--config=path:arg` does; any problem
+  with the file is a ConfigError that names it."""
+  where = f"--config={path}" + (f":{arg}" if arg else "")
+  module = load_module(path, where)
   get_config = vars(module).get("get_config")
   if not callable(get_config):
-    raise ConfigError(f"{where}: the file defines no get_config(arg) function")
+    raise errors.ConfigError(f"{where}: the file defines no get_config(arg) function")
   try:
     config = get_config(arg)
-  except (ConfigError, ValueError) as e:  # a bad argument, said by the file itself
-    raise ConfigError(f"{where}: {e}") from None
+  except (errors.ConfigError, ValueError) as e:  # a bad argument, said by the file itself
+    raise errors.ConfigError(f"{where}: {e}") from None
   except Exception as e:
-    raise ConfigError(f"{where}: get_config({arg!r}) raised {type(e).__name__}: {e}"
-                      ) from None
+    raise errors.ConfigError(f"{where}: get_config({arg!r}) raised {type(e).__name__}: {e}"
+                             f"{line_in(Path(path), e)}") from None
   if not isinstance(config, ml_collections.ConfigDict):
-    raise ConfigError(f"{where}: get_config returned a {type(config).__name__}, not an "
-                      "ml_collections.ConfigDict; build it with gax.variants.base_config()")
+    raise errors.ConfigError(
+        f"{where}: get_config returned a {type(config).__name__}, not an "
+        "ml_collections.ConfigDict; build it with gax.variants.base_config()")
   return config
 
 
@@ -207,13 +228,14 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
         raise KeyError(field)
       node[field] = value
     except (KeyError, TypeError) as e:
-      raise ConfigError(f"override {dotted}={value!r}: {e}; gax/config_base.py lists "
+      raise errors.ConfigError(f"override {dotted}={value!r}: {e}; gax/config_base.py lists "
                         "every field") from None
 
 
 # The enumerated fields every run has, and their choices. (Registries check their own
-# names: variant, model.name, loss.name, optimizer.name.)
+# names: variant, model.name, loss.name.)
 CHOICES = {
+    "optimizer.name": ("adam", "sgd"),
     "g_step_fake": ("fresh", "reuse"),
     "dtype": ("float32", "bfloat16"),
     "data.on_device": ("auto", "yes", "no"),
@@ -231,19 +253,25 @@ def get_field(config: ml_collections.ConfigDict, dotted: str):
   return functools.reduce(lambda node, key: node[key], dotted.split("."), config)
 
 
-def _positive(v) -> bool:
+# Tests of a field's value, for rule lists of (field, test, what it must be): the base
+# fields' `RULES` here, and each variant's and network's own beside their defaults.
+def positive(v) -> bool:
   return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
-def _at_least(low):
+def at_least(low):
   return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= low
 
 
-def _fraction(v) -> bool:
+def fraction(v) -> bool:
   return isinstance(v, (int, float)) and 0 <= v < 1
 
 
-def _sizes(v) -> bool:
+def probability(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+
+
+def sizes(v) -> bool:
   return isinstance(v, (tuple, list)) and len(v) >= 1 and all(
       isinstance(x, int) and x >= 1 for x in v)
 
@@ -251,85 +279,52 @@ def _sizes(v) -> bool:
 # (field, test, what it must be): fields every run has.
 RULES = [
     ("seed", lambda v: isinstance(v, int) and 0 <= v < 2 ** 31, "must be in [0, 2**31)"),
-    ("num_train_steps", _positive, "must be > 0"),
-    ("batch_size", _positive, "must be > 0"),
-    ("d_steps", _at_least(1), "must be >= 1"),
-    ("steps_per_dispatch", _at_least(1), "must be >= 1"),
-    ("num_devices", _at_least(0), "must be >= 0 (0: all local devices)"),
-    ("mesh.members", _at_least(1), "must be >= 1 (mesh rows, each training its own "
+    ("num_train_steps", positive, "must be > 0"),
+    ("batch_size", positive, "must be > 0"),
+    ("d_steps", at_least(1), "must be >= 1"),
+    ("steps_per_dispatch", at_least(1), "must be >= 1"),
+    ("num_devices", at_least(0), "must be >= 0 (0: all local devices)"),
+    ("mesh.members", at_least(1), "must be >= 1 (mesh rows, each training its own "
      "members of a population)"),
-    ("mesh.data", _at_least(0), "must be >= 0 (devices per mesh row; 0: all the rest)"),
-    ("optimizer.learning_rate", _positive, "must be > 0"),
-    ("optimizer.g_learning_rate", lambda v: v is None or _positive(v), "must be > 0"),
-    ("optimizer.d_learning_rate", lambda v: v is None or _positive(v), "must be > 0"),
-    ("optimizer.b1", _fraction, "must be in [0, 1)"),
-    ("optimizer.b2", _fraction, "must be in [0, 1)"),
-    ("optimizer.eps", _positive, "must be > 0"),
-    ("optimizer.momentum", _fraction, "must be in [0, 1)"),
-    ("optimizer.decay_steps", _at_least(0), "must be >= 0 (0: no decay)"),
-    ("optimizer.d_max_column_norm", _at_least(0), "must be >= 0 (0: no limit)"),
-    ("ema.decay", _fraction, "must be in [0, 1) (0: no average of G)"),
-    ("ema.start_step", _at_least(0), "must be >= 0"),
-    ("ema.rampup", _at_least(0), "must be >= 0 (0: the decay from the first step)"),
+    ("mesh.data", at_least(0), "must be >= 0 (devices per mesh row; 0: all the rest)"),
+    ("optimizer.learning_rate", positive, "must be > 0"),
+    ("optimizer.g_learning_rate", lambda v: v is None or positive(v), "must be > 0"),
+    ("optimizer.d_learning_rate", lambda v: v is None or positive(v), "must be > 0"),
+    ("optimizer.b1", fraction, "must be in [0, 1)"),
+    ("optimizer.b2", fraction, "must be in [0, 1)"),
+    ("optimizer.eps", positive, "must be > 0"),
+    ("optimizer.momentum", fraction, "must be in [0, 1)"),
+    ("optimizer.decay_steps", at_least(0), "must be >= 0 (0: no decay)"),
+    ("optimizer.d_max_column_norm", at_least(0), "must be >= 0 (0: no limit)"),
+    ("ema.decay", fraction, "must be in [0, 1) (0: no average of G)"),
+    ("ema.start_step", at_least(0), "must be >= 0"),
+    ("ema.rampup", at_least(0), "must be >= 0 (0: the decay from the first step)"),
     ("eval.use_ema", lambda v: isinstance(v, bool), "must be True or False"),
-    ("health.real_examples", _at_least(0), "must be >= 0 (0: no r_t on real images)"),
-    ("health.min_diversity", _at_least(0), "must be >= 0"),
-    ("health.patience", _at_least(1), "must be >= 1"),
-    ("health.d_loss_near_floor", _fraction, "must be in [0, 1)"),
-    ("data.image_size", _at_least(0), "must be >= 0 (0: the dataset's own size)"),
+    ("health.real_examples", at_least(0), "must be >= 0 (0: no r_t on real images)"),
+    ("health.min_diversity", at_least(0), "must be >= 0"),
+    ("health.patience", at_least(1), "must be >= 1"),
+    ("health.d_loss_near_floor", fraction, "must be in [0, 1)"),
+    ("data.image_size", at_least(0), "must be >= 0 (0: the dataset's own size)"),
     ("data.channels", lambda v: v in (0, 1, 3), "must be 0 (the dataset's own), 1 or 3"),
-    ("data.crop_size", _at_least(0), "must be >= 0 (0: no crop)"),
-    ("data.num_fake_examples", _at_least(1), "must be >= 1"),
-    ("data.max_device_bytes", _at_least(0), "must be >= 0"),
-    ("data.max_memory_bytes", _at_least(0), "must be >= 0"),
-    ("data.workers", _at_least(0), "must be >= 0 (0: decode in the training process)"),
-    ("data.prefetch", _at_least(1), "must be >= 1"),
-    ("data.read_threads", _at_least(1), "must be >= 1"),
-    ("data.max_bad_fraction", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
-     "must be in [0, 1]"),
-    ("inject_nan_at_step", _at_least(0), "must be >= 0 (0: never)"),
-    ("eval_every", _at_least(0), "must be >= 0 (0: no evaluation)"),
-    ("eval.num_samples", _at_least(2), "must be >= 2"),
+    ("data.crop_size", at_least(0), "must be >= 0 (0: no crop)"),
+    ("data.num_fake_examples", at_least(1), "must be >= 1"),
+    ("data.max_device_bytes", at_least(0), "must be >= 0"),
+    ("data.max_memory_bytes", at_least(0), "must be >= 0"),
+    ("data.workers", at_least(0), "must be >= 0 (0: decode in the training process)"),
+    ("data.prefetch", at_least(1), "must be >= 1"),
+    ("data.read_threads", at_least(1), "must be >= 1"),
+    ("data.max_bad_fraction", probability, "must be in [0, 1]"),
+    ("inject_nan_at_step", at_least(0), "must be >= 0 (0: never)"),
+    ("eval_every", at_least(0), "must be >= 0 (0: no evaluation)"),
+    ("eval.num_samples", at_least(2), "must be >= 2"),
     ("eval.parzen_sigma_range", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
      and 0 < v[0] <= v[1], "must be (low, high) with 0 < low <= high"),
-    *((f"eval.{name}", _at_least(1), "must be >= 1") for name in (
+    *((f"eval.{name}", at_least(1), "must be >= 1") for name in (
         "batch_size", "kid_subsets", "kid_subset_size", "pr_k", "dc_k", "is_splits",
         "parzen_num_sigmas", "inception_batch_size")),
-    *((name, _at_least(1), "must be >= 1") for name in (
+    *((name, at_least(1), "must be >= 1") for name in (
         "log_every", "sample_every", "checkpoint_every", "num_samples", "keep_checkpoints")),
 ]
-# Fields that only some variants or networks have, checked where the config has them.
-VARIANT_RULES = [
-    *((f"model.{name}", _at_least(1), "must be >= 1") for name in (
-        "noise_dim", "ngf", "ndf", "num_layers", "d_pieces")),
-    ("model.num_blocks", _at_least(0), "must be >= 0"),
-    ("model.g_hidden", _sizes, "must be a tuple of layer widths >= 1"),
-    ("model.d_hidden", _sizes, "must be a tuple of layer widths >= 1"),
-    ("model.d_dropout", _fraction, "must be in [0, 1)"),
-    ("model.d_input_dropout", _fraction, "must be in [0, 1)"),
-    ("model.g_init_range", _at_least(0), "must be >= 0 (0: Flax's default init)"),
-    ("model.d_init_range", _at_least(0), "must be >= 0 (0: Flax's default init)"),
-    ("model.output_activation", lambda v: v in ("tanh", "sigmoid"),
-     "must be 'tanh' or 'sigmoid'"),
-    *((f"loss.{name}", _at_least(0), "must be >= 0") for name in (
-        "cycle_weight", "identity_weight", "pool_size", "d_class_weight", "g_class_weight",
-        "unsupervised_weight", "l1_weight")),
-    ("model.num_downs", _at_least(1), "must be >= 1 (U-Net levels)"),
-    ("model.num_dropout", _at_least(0), "must be >= 0"),
-    ("model.input_noise", _at_least(0), "must be >= 0 (the std of D's input noise)"),
-    ("model.hidden_noise", _at_least(0), "must be >= 0 (the std of D's hidden noise)"),
-    ("data.num_labeled", _at_least(1), "must be >= 1 (labelled training examples)"),
-    ("data.labeled_seed", _at_least(0), "must be >= 0"),
-    ("loss.penalty_weight", _at_least(0), "must be >= 0 (the penalty's lambda or gamma)"),
-    ("loss.penalty_every", _at_least(1), "must be >= 1 (D updates per penalty)"),
-    ("augment.p", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
-     "must be in [0, 1]"),
-    ("augment.target", lambda v: isinstance(v, (int, float)) and -1 < v < 1,
-     "must be in (-1, 1) (ADA's target for E[sign(D(x_real))])"),
-    ("augment.ada_kimg", _positive, "must be > 0"),
-]
-
-
 def _has(config: ml_collections.ConfigDict, dotted: str) -> bool:
   node = config
   for key in dotted.split("."):
@@ -339,22 +334,28 @@ def _has(config: ml_collections.ConfigDict, dotted: str) -> bool:
   return True
 
 
+def check_rules(config: ml_collections.ConfigDict, rules) -> None:
+  """Raises ConfigError naming the first field of `rules` whose value fails its test."""
+  for field, test, why in rules:
+    value = get_field(config, field)
+    if not test(value):
+      raise errors.ConfigError(f"config.{field} = {value!r} {why}")
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
-  """Checks every field's value before anything is loaded or compiled; the first bad one
-  raises ConfigError naming it and what it must be."""
+  """Checks the fields every run has before anything is loaded or compiled (a variant
+  checks its own, gax/variants/); the first bad one raises ConfigError naming it and
+  what it must be."""
   missing = [field for field, _, _ in RULES if not _has(config, field)]
   if missing:
-    raise ConfigError(f"the config lacks {', '.join(missing[:5])}: build it from "
-                      "gax.variants.base_config(...), as the files in configs/ do")
+    raise errors.ConfigError(f"the config lacks {', '.join(missing[:5])}: build it from "
+                             "gax.variants.base_config(...), as the files in configs/ do")
   for field, choices in CHOICES.items():
     check_choice(field, get_field(config, field), choices)
-  rules = RULES + [rule for rule in VARIANT_RULES if _has(config, rule[0])]
-  for field, test, why in rules:
-    if not test(get_field(config, field)):
-      raise ConfigError(f"config.{field} = {get_field(config, field)!r} {why}")
+  check_rules(config, RULES)
   if config.batch_size % num_devices:
-    raise ConfigError(f"config.batch_size = {config.batch_size} must be divisible by the "
-                      f"{num_devices} devices in use")
+    raise errors.ConfigError(f"config.batch_size = {config.batch_size} must be divisible "
+                             f"by the {num_devices} devices in use")
   if config.data.crop_size and 0 < config.data.image_size < config.data.crop_size:
-    raise ConfigError(f"config.data.crop_size = {config.data.crop_size} must be <= "
-                      f"data.image_size ({config.data.image_size})")
+    raise errors.ConfigError(f"config.data.crop_size = {config.data.crop_size} must be <= "
+                             f"data.image_size ({config.data.image_size})")

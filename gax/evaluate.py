@@ -8,7 +8,8 @@ import json
 
 from absl import app, flags
 
-from gax import cli, trained_run
+from gax import cli
+from gax.trained import run as trained_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A run's workdir (holds config.json and checkpoints/).")

@@ -10,7 +10,8 @@ on the last line of stdout.
 
 `--metrics` adds KID, IS (of each image set), precision/recall and density/coverage;
 A is the real side of the last two. The weights are pytorch-fid's file, given by
---weights or $GAX_INCEPTION_WEIGHTS (see gax/inception_weights.py); nothing is downloaded.
+--weights or $GAX_INCEPTION_WEIGHTS (see gax/evaluation/inception_weights.py); nothing is
+downloaded.
 """
 
 import dataclasses
@@ -22,8 +23,10 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from gax import cli, files, images, inception, inception_weights, metrics
-from gax import data as data_lib
+from gax import cli, errors
+from gax.data import folders
+from gax.evaluation import inception, inception_weights, metrics
+from gax.storage import files
 
 METRICS = ("fid", "kid", "is", "pr", "dc")
 
@@ -75,11 +78,11 @@ def _check_images(array: np.ndarray, where: str) -> np.ndarray:
   if array.ndim == 3:
     array = array[..., None]
   if array.ndim != 4 or array.shape[-1] not in (1, 3) or array.dtype != np.uint8:
-    raise data_lib.DataError(
+    raise errors.DataError(
         f"{where} holds {array.dtype} {tuple(array.shape)}; images must be uint8 "
         "[N, H, W] or [N, H, W, 1 or 3]")
   if len(array) == 0:
-    raise data_lib.DataError(f"{where} holds no images")
+    raise errors.DataError(f"{where} holds no images")
   return array
 
 
@@ -89,30 +92,30 @@ def read_set(path: str) -> FeatureSet:
   expected = ("an image folder, an .npz of images ('images') or an .npz of statistics "
               "('mu', 'sigma')")
   if where.is_dir():
-    return FeatureSet(path, images=images.read_folder(where))
+    return FeatureSet(path, images=folders.read_folder(where))
   if not where.is_file():
-    raise data_lib.DataError(f"{path} does not exist; each path is {expected}")
+    raise errors.DataError(f"{path} does not exist; each path is {expected}")
   if where.suffix != ".npz":
-    raise data_lib.DataError(f"{path} is not a folder or an .npz; each path is {expected}")
+    raise errors.DataError(f"{path} is not a folder or an .npz; each path is {expected}")
   try:
     with np.load(where, allow_pickle=False) as arrays:
       contents = {name: arrays[name] for name in arrays.files}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise data_lib.DataError(f"cannot read {path} as an .npz: {e}") from None
+    raise errors.DataError(f"cannot read {path} as an .npz: {e}") from None
   if {"mu", "sigma"} <= set(contents):
     mu, sigma = contents["mu"], contents["sigma"]
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
-      raise data_lib.DataError(f"{path}: 'mu' {mu.shape} and 'sigma' {sigma.shape} must "
+      raise errors.DataError(f"{path}: 'mu' {mu.shape} and 'sigma' {sigma.shape} must "
                                "be [F] and [F, F]")
     features = contents.get("features")
     if features is not None and (features.ndim != 2 or features.shape[1] != len(mu)):
-      raise data_lib.DataError(f"{path}: 'features' {features.shape} must be [N, "
+      raise errors.DataError(f"{path}: 'features' {features.shape} must be [N, "
                                f"{len(mu)}]")
     return FeatureSet(path, features=features, mu=mu.astype(np.float64),
                       sigma=sigma.astype(np.float64))
   if "images" in contents:
     return FeatureSet(path, images=_check_images(contents["images"], path))
-  raise data_lib.DataError(f"{path} holds {sorted(contents) or 'no arrays'}; an .npz "
+  raise errors.DataError(f"{path} holds {sorted(contents) or 'no arrays'}; an .npz "
                            "must hold 'images' (uint8 [N, H, W, C]) or 'mu' and 'sigma'")
 
 
@@ -139,14 +142,14 @@ def _extract(sets: list[FeatureSet]) -> str | None:
 def _needs_features(metric: str, sets: list[FeatureSet]) -> None:
   for feature_set in sets:
     if feature_set.features is None:
-      raise data_lib.DataError(
+      raise errors.DataError(
           f"--metrics={metric} needs features, and {feature_set.path} holds only "
           "statistics (write them with --save_stats --save_features)")
 
 
 def compare(set_a: FeatureSet, set_b: FeatureSet, chosen: list[str]) -> dict:
   if len(set_a.mu) != len(set_b.mu):
-    raise data_lib.DataError(
+    raise errors.DataError(
         f"statistics of different dimensions: {set_a.path} has {len(set_a.mu)}, "
         f"{set_b.path} has {len(set_b.mu)}")
   result = {"fid": metrics.frechet_distance(set_a.mu, set_a.sigma, set_b.mu, set_b.sigma),
@@ -167,7 +170,7 @@ def compare(set_a: FeatureSet, set_b: FeatureSet, chosen: list[str]) -> dict:
   if "is" in chosen:
     with_images = [(n, s) for n, s in (("a", set_a), ("b", set_b)) if s.logits is not None]
     if not with_images:
-      raise data_lib.DataError("--metrics=is needs images, and both paths hold statistics")
+      raise errors.DataError("--metrics=is needs images, and both paths hold statistics")
     for name, feature_set in with_images:
       result[f"is_{name}"], result[f"is_{name}_std"] = metrics.inception_score(
           inception.probabilities(feature_set.logits), FLAGS.is_splits)
@@ -177,11 +180,11 @@ def compare(set_a: FeatureSet, set_b: FeatureSet, chosen: list[str]) -> dict:
 def run(path_a: str, path_b: str) -> dict:
   unknown = [m for m in FLAGS.metrics if m not in METRICS]
   if unknown:
-    raise data_lib.DataError(f"unknown metric {unknown[0]!r} in --metrics; choose from "
+    raise errors.DataError(f"unknown metric {unknown[0]!r} in --metrics; choose from "
                              f"{', '.join(METRICS)}")
   if FLAGS.save_stats:
     if not path_b.endswith(".npz"):
-      raise data_lib.DataError(f"--save_stats writes an .npz; {path_b} does not end in .npz")
+      raise errors.DataError(f"--save_stats writes an .npz; {path_b} does not end in .npz")
     source = read_set(path_a)
     digest = _extract([source])
     arrays = {"mu": source.mu, "sigma": source.sigma}

@@ -1,12 +1,13 @@
 """Command line: python -m gax.infer --workdir=DIR [--step=N|best] [--steps=N] ...
 
 Trains an inference network E: x -> z for a trained run's generator and evaluates it
-(gax/inference.py); writes DIR/inference/ and prints the evaluation.
+(gax/trained/inference.py); writes DIR/inference/ and prints the evaluation.
 """
 
 from absl import app, flags
 
-from gax import cli, inference
+from gax import cli
+from gax.trained import inference
 
 FLAGS = flags.FLAGS
 _RECIPE = inference.InferenceRecipe

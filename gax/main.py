@@ -1,6 +1,6 @@
 """Command line: python -m gax.main --config=configs/NAME.py[:arg] --workdir=DIR.
 
-With --population=FILE (see gax/population.py) it trains the file's members as one
+With --population=FILE (see gax/training/population.py) it trains the file's members as one
 vmapped program instead; their relative workdirs are taken under --workdir.
 
 Several hosts: run the same command on each with --jax_distributed (and, outside a
@@ -15,7 +15,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gax import cli, population, train
+from gax import cli
+from gax.training import population, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import jax
 
-from gax import config_base
+from gax import errors
 
 
 def host_bytes() -> int:
@@ -34,8 +34,27 @@ def check(nbytes: float, what: str, available: int, where: str = "this machine")
   """Raises ConfigError when `what` (naming the fields that size it) needs more than
   `available` bytes."""
   if nbytes > available:
-    raise config_base.ConfigError(f"{what} would need {_format(nbytes)}, more than "
+    raise errors.ConfigError(f"{what} would need {_format(nbytes)}, more than "
                                   f"{where}'s {_format(available)}")
+
+
+def check_training(state, states_alive: int, resident_bytes: int,
+                   field_shapes: dict[str, tuple[int, ...]]) -> None:
+  """Refuses a train state (`state`: its shapes and shardings) that one device cannot
+  hold `states_alive` times over (the state, its gradients and, undonated, the old state
+  through the step) beside the resident data."""
+  check(states_alive * tree_bytes_per_device(state) + resident_bytes,
+        "the train state, its gradients and the resident data (model.*, data.image_size, "
+        f"batch fields {field_shapes})", device_bytes(), "the device")
+
+
+def check_evaluation(num_samples: int, field_shapes: dict[str, tuple[int, ...]],
+                     what: str = "eval.num_samples") -> None:
+  """Refuses an evaluation whose images (float32, the largest batch field's shape) the
+  host cannot hold."""
+  image = max(math.prod(shape) for shape in field_shapes.values())
+  check(4 * image * num_samples, f"evaluating {what} = {num_samples} images",
+        host_bytes())
 
 
 def tree_bytes(tree) -> int:

@@ -10,7 +10,7 @@ DIR/sampled/step_N/):
 - `interpolation.png` and `interpolation.gif`: walks through z between fixed noise
   vectors, as in Radford et al.: one row per walk in the PNG, one frame per point of the
   walks in the GIF (normal noise: spherical interpolation; uniform: linear).
-With `--reconstruct` (a run with an inference network, gax/inference.py), instead:
+With `--reconstruct` (a run with an inference network, gax/trained/inference.py), instead:
 - `reconstruction.png`: held-out images x beside G(E(x)), pair by pair;
 - `reconstruction_walks.png`: per row, a real x_a, G along the line E(x_a) -> E(x_b),
   and the real x_b.
@@ -23,11 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from gax import cli, config_base, files, trained_run
-from gax import data as data_lib
-from gax import ema as ema_lib
-from gax import images as images_lib
-from gax import inference as inference_lib
+from gax import cli, errors
+from gax.data import datasets as data_lib
+from gax.storage import files
+from gax.storage import images as images_lib
+from gax.trained import inference as inference_lib
+from gax.trained import run as trained_run
+from gax.variants import ema as ema_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained run's workdir.")
@@ -49,17 +51,17 @@ def parse_labels(text: str | None, num_classes: int, variant_name: str) -> list[
   if text is None:
     return None
   if not num_classes:
-    raise config_base.ConfigError(
+    raise errors.ConfigError(
         f"--labels needs a class-conditional run; this is a {variant_name!r} run, which "
         "draws without labels (train configs/cgan_mnist.py or configs/acgan_mnist.py)")
   try:
     labels = [int(item) for item in text.split(",") if item.strip()]
   except ValueError:
-    raise config_base.ConfigError(
+    raise errors.ConfigError(
         f"--labels={text}: expected comma-separated class numbers, e.g. 3,3,7") from None
   outside = sorted({label for label in labels if not 0 <= label < num_classes})
   if not labels or outside:
-    raise config_base.ConfigError(
+    raise errors.ConfigError(
         f"--labels={text}: classes must lie in 0..{num_classes - 1} for this run"
         + (f"; {', '.join(map(str, outside))} do not" if outside else ""))
   return labels
@@ -82,11 +84,11 @@ def sample_run(workdir: str, step: str | None, num_images: int, labels_text: str
                walks: int, walk_steps: int, seed: int, out: str | None) -> Path:
   """Writes the grid, the .npz and the interpolations; returns the output directory."""
   if num_images < 1 or walks < 1 or walk_steps < 2:
-    raise config_base.ConfigError("--num_images and --walks must be >= 1, --walk_steps >= 2")
+    raise errors.ConfigError("--num_images and --walks must be >= 1, --walk_steps >= 2")
   run = trained_run.load(workdir, step)
   sampler = run.variant.sampler
   if sampler is None:
-    raise config_base.ConfigError(
+    raise errors.ConfigError(
         f"the {run.variant.name!r} variant translates images and draws nothing from "
         f"noise; its sample grids are in {run.workdir / 'samples'} and gax.evaluate "
         "translates the held-out images")
@@ -140,7 +142,7 @@ def reconstruct_run(workdir: str, step: str | None, num_images: int, walks: int,
   """Writes `reconstruction.png` (columns of x, G(E(x)) pairs) and
   `reconstruction_walks.png` (x_a, G along E(x_a) -> E(x_b), x_b per row)."""
   if num_images < 1 or walks < 1 or walk_steps < 2:
-    raise config_base.ConfigError("--num_images and --walks must be >= 1, --walk_steps >= 2")
+    raise errors.ConfigError("--num_images and --walks must be >= 1, --walk_steps >= 2")
   run = trained_run.load(workdir, step)
   inference_lib.check_run(run)
   inference, encoder_params = inference_lib.load(run)

@@ -1,9 +1,10 @@
 """XLA flags that gax sets for speed, before JAX starts its backends.
 
 jaxlib 0.10's CPU backend hands convolutions to YNNPACK. On this project's DCGAN steps
-XLA's own (Eigen) convolutions ran 1.1x to 2.3x faster (README, "Speed on this CPU"),
-while YNNPACK stays faster at reductions and matrix products, so only convolutions go
-back. A value the user gives a flag in XLA_FLAGS wins over gax's.
+XLA's own (Eigen) convolutions ran faster (benchmarks/README.md, "DCGAN-64 against
+pytorch/examples on this CPU"), while YNNPACK stays faster at reductions and matrix
+products, so only convolutions go back. A value the user gives a flag in XLA_FLAGS wins
+over gax's.
 """
 
 import os

@@ -230,8 +230,7 @@ def folder_cases(scratch: Path) -> list[tuple[str, str, dict, str]]:
 def fid_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
   """gax.fid's bad input (weight files, folders, .npz files): (what, argv, part of the
   message); `tests/test_fid.py` checks each message."""
-  import test_inception  # noqa: PLC0415 (test helpers: only this table needs them)
-  import torch_files  # noqa: PLC0415
+  import torch_files  # noqa: PLC0415 (test helpers: only this table needs them)
   from PIL import Image  # noqa: PLC0415
 
   rng = np.random.default_rng(0)
@@ -245,7 +244,7 @@ def fid_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
       Image.fromarray(rng.integers(0, 256, (12, 12, 3), np.uint8)).save(
           folders["good"] / f"{i}.jpg")
   weights = scratch / "fid" / "random.pth"
-  tensors = test_inception.random_state_dict()
+  tensors = torch_files.random_state_dict()
   torch_files.save_zip(weights, tensors)
   tensors["fc.weight"] = np.zeros((1000, 2048), np.float32)
   torch_files.save_zip(scratch / "fid" / "other.pth", tensors)

@@ -3,6 +3,7 @@ subprocesses tests start: one cache of trained feature networks, and one persist
 cache of compiled programs (many tests compile the same tiny steps)."""
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,3 +14,7 @@ _ROOT = Path(tempfile.gettempdir()) / f"gax-test-{_RUN}"
 os.environ.setdefault("GAX_CACHE_DIR", str(_ROOT / "classifiers"))
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_ROOT / "compiled"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+# The benchmarks' helpers (FLOPs, interleaved step timing) are modules of benchmarks/,
+# imported as its scripts import them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

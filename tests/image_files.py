@@ -1,4 +1,4 @@
-"""Folders of real digit images written as files, in the layouts gax/image_folders.py
+"""Folders of real digit images written as files, in the layouts gax/data/folders.py
 reads (tests only)."""
 
 from pathlib import Path

@@ -4,9 +4,10 @@ runs them all through the command line)."""
 
 import pytest
 from bad_input_cases import CONFIG_CASES
-from test_train import load_config
+from helpers import load_config
 
-from gax import config_base, data, train
+from gax import config_base, errors
+from gax.training import train
 
 
 @pytest.mark.parametrize("name,overrides,message", CONFIG_CASES,
@@ -14,7 +15,7 @@ from gax import config_base, data, train
 def test_a_bad_value_is_one_clear_error(name, overrides, message):
   config = load_config(name)
   config_base.apply_overrides(config, overrides)
-  with pytest.raises((config_base.ConfigError, data.DataError)) as raised:
-    train.create_experiment(config)
+  with pytest.raises((errors.ConfigError, errors.DataError)) as raised:
+    train.create_run(config)
   assert message in str(raised.value)
   assert "\n" not in str(raised.value)

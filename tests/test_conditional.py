@@ -11,10 +11,12 @@ import numpy as np
 import optax
 import pytest
 import tensorflow_datasets as tfds
-from test_train import ROOT, load_config, tiny
+from helpers import ROOT, load_config, tiny
 
-from gax import config_base, evaluation, models, train
-from gax import data as data_lib
+from gax import errors, models
+from gax.data import datasets as data_lib
+from gax.evaluation import evaluator
+from gax.training import train
 from gax.variants import acgan
 
 KEY = jax.random.PRNGKey(0)
@@ -35,7 +37,7 @@ def test_conditional_networks_take_labels(model, generator, discriminator, aux):
   if model == "mlp":
     cfg.g_hidden, cfg.d_hidden = (32,), (16,)
   if model == "mlp" and generator == "cbn":
-    with pytest.raises(config_base.ConfigError, match="model 'mlp' has no batch norm"):
+    with pytest.raises(errors.ConfigError, match="model 'mlp' has no batch norm"):
       models.create_networks(cfg, shape, cond=models.Conditioning(10, generator, discriminator))
     return
   g, d = models.create_networks(cfg, shape,
@@ -104,9 +106,9 @@ def test_acgan_class_terms_against_cross_entropy_by_hand():
 
 
 def test_conditional_grid_has_one_row_per_class_and_fixed_noise_per_column():
-  experiment = train.create_experiment(tiny(load_config("cgan_mnist"), steps=1))
-  inputs = experiment.variant.sample_inputs(KEY, 25, None)
-  assert experiment.variant.grid_columns(25) == 2
+  run = train.create_run(tiny(load_config("cgan_mnist"), steps=1))
+  inputs = run.variant.sample_inputs(KEY, 25, None)
+  assert run.variant.grid_columns(25) == 2
   np.testing.assert_array_equal(inputs["label"], np.repeat(np.arange(10), 2))
   noise = np.asarray(inputs["noise"]).reshape(10, 2, -1)
   np.testing.assert_array_equal(noise, np.broadcast_to(noise[:1], noise.shape))
@@ -116,7 +118,7 @@ def test_conditional_grid_has_one_row_per_class_and_fixed_noise_per_column():
 def mnist_evaluator():
   config = load_config("cgan_mnist")
   config.eval.num_samples = 1000
-  return evaluation.create_dataset_evaluator(
+  return evaluator.create_dataset_evaluator(
       config, data_lib.Source("mnist5k", "train"), data_lib.Source("mnist5k", "test"))
 
 
@@ -186,8 +188,8 @@ def test_gax_sample_writes_grid_npz_and_walks_and_refuses_bad_labels(tmp_path):
 
 
 def test_an_unconditional_workdir_refuses_a_conditional_config(tmp_path):
-  # The recipe acgan_mnist shares, so that the variant is the only difference named.
-  result = _run("gax.main", "--config=configs/dcgan_mnist.py:recipe=radford",
+  # The quick start, which acgan_mnist derives from: the variant is the only difference.
+  result = _run("gax.main", "--config=configs/dcgan_mnist.py",
                 f"--workdir={tmp_path}", *TINY)
   assert result.returncode == 0, result.stderr[-3000:]
   before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"}
@@ -205,23 +207,23 @@ def test_an_unconditional_workdir_refuses_a_conditional_config(tmp_path):
 def test_a_conditional_config_on_a_dataset_without_labels_names_it():
   config = tiny(load_config("cgan_mnist", "dataset=celeb_a"), steps=1)
   with tfds.testing.mock_data(num_examples=8):
-    with pytest.raises(data_lib.DataError, match="the cgan variant needs class labels, "
+    with pytest.raises(errors.DataError, match="the cgan variant needs class labels, "
                        "and dataset 'celeb_a'"):
-      train.create_experiment(config)
+      train.create_run(config)
 
 
 def test_unknown_conditioning_lists_the_choices():
   config = tiny(load_config("cgan_mnist"), steps=1)
   config.model.conditioning = "film"
-  with pytest.raises(config_base.ConfigError, match="'concat' or 'projection'"):
-    train.create_experiment(config)
+  with pytest.raises(errors.ConfigError, match="'concat' or 'projection'"):
+    train.create_run(config)
 
 
 def test_conditional_configs_take_tfds_datasets_by_argument(tmp_path):
   config = tiny(load_config("acgan_mnist", "dataset=cifar10"), steps=1)
   with tfds.testing.mock_data(num_examples=16):
-    experiment = train.create_experiment(config)
-    assert experiment.batches.info.field_shapes == {"image": (32, 32, 3), "label": ()}
-    assert experiment.batches.info.num_classes == 10  # from the dataset's ClassLabel
+    run = train.create_run(config)
+    assert run.batches.info.field_shapes == {"image": (32, 32, 3), "label": ()}
+    assert run.batches.info.num_classes == 10  # from the dataset's ClassLabel
     final = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(final["d_class_loss_real"])

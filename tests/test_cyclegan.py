@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from test_train import load_config, read_metrics, tiny
+from helpers import load_config, read_metrics, tiny
 
-from gax import config_base, train
+from gax import errors
 from gax.models import cyclegan as networks
+from gax.training import train
 from gax.variants import cyclegan
 
 
@@ -128,8 +129,8 @@ def test_cyclegan_resumes_exactly_with_its_image_pool(tmp_path):
 def test_reusing_the_d_step_fake_is_refused_with_a_clear_error():
   config = tiny(load_config("cyclegan_digits"), steps=1)
   config.g_step_fake = "reuse"
-  with pytest.raises(config_base.ConfigError, match="'cyclegan' variant does not"):
-    train.create_experiment(config)
+  with pytest.raises(errors.ConfigError, match="'cyclegan' variant does not"):
+    train.create_run(config)
 
 
 def projected_features(eval_config, train_split, held_out):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gax import config_base, data, input_pipeline
+from gax import config_base, errors
+from gax.data import datasets as data
+from gax.data import in_memory
 
 
 def _data_config(**fields):
@@ -61,16 +63,16 @@ def test_pixel_range():
 def test_batch_order_is_a_seeded_permutation_per_epoch():
   key = jax.random.PRNGKey(3)
   num_examples, batch = 20, 6  # 3 batches per epoch; 2 examples left out each epoch
-  epoch0 = np.concatenate([input_pipeline.batch_indices(key, b, num_examples, batch)
+  epoch0 = np.concatenate([in_memory.batch_indices(key, b, num_examples, batch)
                            for b in range(3)])
-  epoch1 = np.concatenate([input_pipeline.batch_indices(key, b, num_examples, batch)
+  epoch1 = np.concatenate([in_memory.batch_indices(key, b, num_examples, batch)
                            for b in range(3, 6)])
   assert len(set(epoch0.tolist())) == 18 and len(set(epoch1.tolist())) == 18
   assert not np.array_equal(epoch0, epoch1)
   np.testing.assert_array_equal(
-      epoch0, np.concatenate([input_pipeline.batch_indices(key, b, num_examples, batch)
+      epoch0, np.concatenate([in_memory.batch_indices(key, b, num_examples, batch)
                               for b in range(3)]))
-  other = input_pipeline.batch_indices(jax.random.PRNGKey(4), 0, num_examples, batch)
+  other = in_memory.batch_indices(jax.random.PRNGKey(4), 0, num_examples, batch)
   assert not np.array_equal(other, epoch0[:6])
 
 
@@ -80,8 +82,8 @@ SPEC = {"image": data.Field(data.Source("toy"))}
 def test_device_sampler_matches_host_sampler():
   images = np.arange(50 * 2 * 2, dtype=np.uint8).reshape(50, 2, 2, 1)
   kwargs = dict(spec=SPEC, arrays={"image": images}, batch_size=8, batches_per_step=2)
-  on_device = input_pipeline.TrainBatches(on_device=True, **kwargs)
-  on_host = input_pipeline.TrainBatches(on_device=False, **kwargs)
+  on_device = in_memory.TrainBatches(on_device=True, **kwargs)
+  on_host = in_memory.TrainBatches(on_device=False, **kwargs)
   key = jax.random.PRNGKey(0)
   host = on_host.host_batches(key, first_step=5, num_steps=3)["image"]
   assert host.shape == (3, 2, 8, 2, 2, 1)
@@ -96,7 +98,7 @@ def test_pairs_share_their_order_and_their_crops_and_flips():
   images = np.random.default_rng(0).integers(0, 256, (40, 6, 6, 1), dtype=np.uint8)
   pair, other = data.Source("pairs"), data.Source("other")
   spec = {"a": data.Field(pair), "b": data.Field(pair), "c": data.Field(other)}
-  batches = input_pipeline.TrainBatches(spec, {"a": images, "b": images, "c": images}, 8,
+  batches = in_memory.TrainBatches(spec, {"a": images, "b": images, "c": images}, 8,
                                         1, True, crop_size=4, random_flip=True)
   key = jax.random.PRNGKey(1)
   raw = batches.gather({"a": images, "b": images, "c": images}, 3, key)
@@ -109,8 +111,8 @@ def test_pairs_share_their_order_and_their_crops_and_flips():
 
 
 def test_batch_larger_than_dataset_is_refused():
-  with pytest.raises(data.DataError, match="larger than the dataset"):
-    input_pipeline.TrainBatches(SPEC, {"image": np.zeros((4, 2, 2, 1), np.uint8)}, 8, 1,
+  with pytest.raises(errors.DataError, match="larger than the dataset"):
+    in_memory.TrainBatches(SPEC, {"image": np.zeros((4, 2, 2, 1), np.uint8)}, 8, 1,
                                 True)
 
 
@@ -125,10 +127,10 @@ def test_tfds_catalog_under_mock_data():
 
 
 def test_unknown_dataset_lists_choices():
-  with pytest.raises(data.DataError, match="mnist5k"):
+  with pytest.raises(errors.DataError, match="mnist5k"):
     data.load_dataset(_data_config(), "no_such_dataset")
 
 
 def test_unprepared_tfds_dataset_says_how_to_prepare(tmp_path):
-  with pytest.raises(data.DataError, match="tfds build fashion_mnist"):
+  with pytest.raises(errors.DataError, match="tfds build fashion_mnist"):
     data.load_dataset(_data_config(data_dir=str(tmp_path)), "fashion_mnist")

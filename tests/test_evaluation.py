@@ -7,10 +7,12 @@ import sys
 import jax
 import numpy as np
 import pytest
-from test_train import ROOT, load_config, read_metrics, tiny
+from helpers import ROOT, load_config, read_metrics, tiny
 
-from gax import classifier, config_base, train
-from gax import data as data_lib
+from gax import config_base, errors
+from gax.data import datasets as data_lib
+from gax.evaluation import classifier
+from gax.training import train
 
 REQUIRED_KEYS = ("fid", "kid", "precision", "recall", "inception_score", "parzen_ll",
                  "classifier_accuracy", "fid_real_floor")
@@ -97,11 +99,11 @@ def pixel_features(eval_config, train_split, held_out):
 def test_any_feature_function_plugs_in(tmp_path):
   config = _tiny_evaluated(load_config("gan_mnist", "dataset=digits"))
   config.eval.features = "test_evaluation:pixel_features"
-  experiment = train.create_experiment(config)
-  variant = experiment.variant
-  result = variant.create_evaluator(config)(experiment.initial_state())
+  run = train.create_run(config)
+  variant = run.variant
+  result = variant.create_evaluator(config)(train.initial_state(run))
   assert result["classifier_accuracy"] is None and "inception_score" not in result
   assert result["fid"] > result["fid_real_floor"] > 0
   config.eval.features = "no_such_module:f"
-  with pytest.raises(config_base.ConfigError, match="cannot be imported"):
+  with pytest.raises(errors.ConfigError, match="cannot be imported"):
     variant.create_evaluator(config)

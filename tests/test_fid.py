@@ -9,12 +9,11 @@ from pathlib import Path
 import bad_input_cases
 import numpy as np
 import pytest
-import test_inception
 import torch_files
 from PIL import Image
 
-from gax import data as data_lib
-from gax import evaluation, inception, inception_weights
+from gax.data import datasets as data_lib
+from gax.evaluation import evaluator, inception, inception_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
   path = tmp_path_factory.mktemp("weights") / "random_inception.pth"
-  torch_files.save_zip(path, test_inception.random_state_dict())
+  torch_files.save_zip(path, torch_files.random_state_dict())
   return path
 
 
@@ -125,12 +124,12 @@ def test_an_evaluation_in_inception_features_caches_its_reference(tmp_path, weig
   monkeypatch.setattr(inception.InceptionFeatures, "features_and_logits",
                       lambda self, images: calls.append(len(images)) or extract(self, images))
   source = lambda split: data_lib.Source(config.dataset, split)
-  evaluator = evaluation.create_dataset_evaluator(config, source("train"), source("test"))
-  floor = evaluator.real_floor()
+  first = evaluator.create_dataset_evaluator(config, source("train"), source("test"))
+  floor = first.real_floor()
   assert {"density", "coverage", "inception_score"} <= set(floor)
   assert "class_histogram" not in floor  # ImageNet's classes are not the dataset's
   first_calls = len(calls)
   assert len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 2
-  again = evaluation.create_dataset_evaluator(config, source("train"), source("test"))
+  again = evaluator.create_dataset_evaluator(config, source("train"), source("test"))
   assert again.real_floor()["fid"] == pytest.approx(floor["fid"])
   assert len(calls) == first_calls  # both reference sets came from the cache

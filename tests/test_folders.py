@@ -1,4 +1,4 @@
-"""Folder datasets (gax/image_folders.py): layouts, labels, splits, pairs, channels and
+"""Folder datasets (gax/data/folders.py): layouts, labels, splits, pairs, channels and
 bad files; training through them (DCGAN, CycleGAN, pix2pix)."""
 
 import subprocess
@@ -9,12 +9,13 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from helpers import ROOT, load_config, read_metrics, restore_params, tiny
 from image_files import class_folder, cyclegan_tree, digits, paired_folders, write
 from PIL import Image
-from test_train import ROOT, load_config, read_metrics, tiny
 
-from gax import config_base, train
-from gax import data as data_lib
+from gax import config_base, errors
+from gax.data import datasets as data_lib
+from gax.training import train
 
 
 def data_config(**overrides) -> ml_collections.ConfigDict:
@@ -73,7 +74,7 @@ def test_split_folders_channels_and_transparency(tmp_path):
   grey = data_lib.load_dataset(data_config(channels=1, image_size=4), name, "train")
   assert grey.images.shape == (2, 4, 4, 1)
   assert data_lib.load_dataset(data_config(), name, "test").images.shape == (1, 6, 6, 1)
-  with pytest.raises(data_lib.DataError, match="no val/ folder"):
+  with pytest.raises(errors.DataError, match="no val/ folder"):
     data_lib.load_dataset(data_config(), name, "val")
 
 
@@ -87,18 +88,23 @@ def test_paired_layouts_keep_each_pair_together(tmp_path, side_by_side):
 
 
 def test_pix2pix_trains_on_both_paired_layouts(tmp_path):
+  # The same pairs in either layout: the two runs train on the same data, step for step.
   for layout in ("folders", "side_by_side"):
     root = paired_folders(tmp_path / layout, 40, layout == "side_by_side")
     config = tiny(load_config("pix2pix_folder", f"dataset=folder:{root},layout={layout}"), 2)
-    final = train.train_and_evaluate(config, str(tmp_path / f"run_{layout}"))
-    assert np.isfinite(final["g_l1"]) and np.isfinite(final["d_loss"])
+    train.train_and_evaluate(config, str(tmp_path / f"run_{layout}"))
+  assert read_metrics(tmp_path / "run_folders") == read_metrics(tmp_path / "run_side_by_side")
+  for a, b in zip(jax.tree.leaves(restore_params(tmp_path / "run_folders", 2)),
+                  jax.tree.leaves(restore_params(tmp_path / "run_side_by_side", 2)),
+                  strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_cyclegan_reads_a_train_a_train_b_tree(tmp_path):
   root = cyclegan_tree(tmp_path / "tree", 80)
   config = tiny(load_config("cyclegan_horse2zebra", f"dataset=folder:{root}"), 2)
-  experiment = train.create_experiment(config)
-  counts = {name: len(array) for name, array in experiment.batches.arrays.items()}
+  run = train.create_run(config)
+  counts = {name: len(array) for name, array in run.batches.arrays.items()}
   assert counts == {"a": 36, "b": 36}
   final = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert np.isfinite(final["g_loss"])
@@ -117,7 +123,7 @@ def test_undecodable_files_are_skipped_and_counted_up_to_the_allowed_share(tmp_p
   assert len(dataset) == 18
   logged = caplog.text
   assert "05.png" in logged and "07.png" in logged
-  with pytest.raises(data_lib.DataError, match=r"cannot be (read|decoded)"):
+  with pytest.raises(errors.DataError, match=r"cannot be (read|decoded)"):
     data_lib.load_dataset(data_config(max_bad_fraction=0.01), name, "train")
 
 
@@ -125,7 +131,7 @@ def test_images_of_mixed_sizes_need_a_resize_rule(tmp_path):
   write(np.zeros((8, 8), np.uint8), tmp_path / "a.png")
   write(np.zeros((8, 12), np.uint8), tmp_path / "b.png")
   name = f"folder:{tmp_path}"
-  with pytest.raises(data_lib.DataError, match="differ in size.*data.image_size"):
+  with pytest.raises(errors.DataError, match="differ in size.*data.image_size"):
     data_lib.load_dataset(data_config(), name, "train")
   resized = data_lib.load_dataset(data_config(image_size=8), name, "train")
   assert resized.images.shape[1:] == (8, 8, 1)
@@ -150,8 +156,8 @@ def test_a_folder_that_cannot_be_read_is_one_clear_error(bad_folders, index):
   what, name, overrides, message = bad_folders[index]
   config = load_config(*name.split(":", 1))
   config_base.apply_overrides(config, overrides)
-  with pytest.raises(data_lib.DataError) as raised:
-    train.create_experiment(config)
+  with pytest.raises(errors.DataError) as raised:
+    train.create_run(config)
   assert message in str(raised.value), what
   assert "\n" not in str(raised.value)
 

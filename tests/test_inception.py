@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch_files
 
-from gax import inception, inception_weights
+from gax.evaluation import inception, inception_weights
 
 # pytorch-fid 0.3.0's fid_inception_v3() (torchvision 0.28): sum(p.numel() for p in
 # network.parameters()) and len(network.state_dict()), measured in an environment with
@@ -22,29 +22,10 @@ PYTORCH_FID_STATE_DICT_ENTRIES = 566
 NUM_BATCH_NORMS = 94
 
 
-def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
-  """A state dict of pytorch-fid's network under torch's names, with random values.
-
-  He-scaled convolutions and identity batch norms keep the signal's scale through the 94
-  layers, so the features depend on the input (smaller weights make every image's
-  features the same)."""
-  rng = np.random.default_rng(seed)
-  tensors = {}
-  for name, (_, shape, _) in inception_weights._expected().items():
-    if name.endswith("conv.weight"):
-      value = rng.normal(0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
-    elif name.endswith(("bn.weight", "running_var")):
-      value = rng.uniform(0.9, 1.1, shape)
-    else:  # batch-norm shifts and means, the fc layer
-      value = rng.normal(0, 0.01, shape)
-    tensors[name] = value.astype(np.float32)
-  return tensors
-
-
 @pytest.fixture(scope="module")
 def weight_file(tmp_path_factory):
   path = tmp_path_factory.mktemp("weights") / "random_inception.pth"
-  torch_files.save_zip(path, random_state_dict())
+  torch_files.save_zip(path, torch_files.random_state_dict())
   return path
 
 
@@ -84,7 +65,7 @@ def test_a_view_into_a_shared_storage_is_rebuilt_with_its_offset_and_strides(tmp
 
 
 def test_the_loader_places_every_tensor_of_a_full_weight_file(weight_file, tmp_path):
-  tensors = random_state_dict()
+  tensors = torch_files.random_state_dict()
   variables, digest = inception_weights.load(str(weight_file))
   np.testing.assert_array_equal(  # [out, in, kh, kw] -> [kh, kw, in, out]
       variables["params"]["Mixed_6b"]["branch7x7_2"]["conv"]["kernel"],
@@ -125,7 +106,7 @@ def _refusal(path) -> str:
 
 
 def test_a_file_of_another_network_is_refused_in_one_line(tmp_path):
-  tensors = random_state_dict()
+  tensors = torch_files.random_state_dict()
   del tensors["Mixed_7c.branch_pool.conv.weight"]
   tensors["AuxLogits.fc.weight"] = np.zeros((1000, 768), np.float32)
   torch_files.save_zip(tmp_path / "other.pth", tensors)
@@ -133,7 +114,7 @@ def test_a_file_of_another_network_is_refused_in_one_line(tmp_path):
   assert "is not pytorch-fid's InceptionV3" in message
   assert "lacks 1 of its 472 tensors (first: Mixed_7c.branch_pool.conv.weight)" in message
   assert "holds 1 tensors it has not (first: AuxLogits.fc.weight)" in message
-  tensors = random_state_dict()
+  tensors = torch_files.random_state_dict()
   tensors["fc.weight"] = np.zeros((1000, 2048), np.float32)
   torch_files.save_zip(tmp_path / "classes.pth", tensors)
   assert "fc.weight has shape (1000, 2048), the network's is (1008, 2048)" in _refusal(
@@ -205,7 +186,7 @@ def test_eight_devices_give_one_devices_features(weight_file, tmp_path):
   np.save(tmp_path / "images.npy", images)
   script = (
       "import sys, numpy as np, jax\n"
-      "from gax import inception, inception_weights\n"
+      "from gax.evaluation import inception, inception_weights\n"
       "assert jax.device_count() == 8\n"
       "variables, _ = inception_weights.load(sys.argv[1])\n"
       "extract = inception.InceptionFeatures(variables, batch_size=4)\n"  # rounded up to 8

@@ -9,9 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_train import ROOT, load_config, tiny
+from helpers import ROOT, load_config, tiny
 
-from gax import inference, train, trained_run
+from gax.trained import inference
+from gax.trained import run as trained_run
+from gax.training import train
 
 
 @pytest.fixture(scope="module")

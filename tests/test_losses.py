@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gax import config_base, losses
+from gax import errors
+from gax.variants import losses
 
 LOG4 = math.log(4.0)
 
@@ -79,5 +80,5 @@ def test_registry(name):
 
 
 def test_unknown_loss_lists_choices():
-  with pytest.raises(config_base.ConfigError, match="least_squares, hinge, wasserstein"):
+  with pytest.raises(errors.ConfigError, match="least_squares, hinge, wasserstein"):
     losses.get_adversarial_loss("softplus")

@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 from scipy import stats
 
-from gax import metrics
+from gax.evaluation import metrics
 
 
 def _correlated_features(seed: int, count: int, dim: int, shift: float = 0.0):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gax import config_base, models
+from gax import config_base, errors, models
 from gax.models.layers import Conv, ConvTranspose, strided_conv, subpixel_conv_transpose
 from gax.models.mlp import MLPDiscriminator, MLPGenerator
 
@@ -76,9 +76,9 @@ def test_mlp_shapes_and_maxout():
 
 
 def test_model_rejects_image_size_it_cannot_make():
-  with pytest.raises(config_base.ConfigError, match="power of two"):
+  with pytest.raises(errors.ConfigError, match="power of two"):
     _networks("dcgan64", (28, 28, 1), ngf=8, ndf=8)
-  with pytest.raises(config_base.ConfigError, match="choose one of"):
+  with pytest.raises(errors.ConfigError, match="choose one of"):
     models.create_networks(config_base.ml_collections.ConfigDict(dict(name="resnet9000")),
                            (28, 28, 1))
 

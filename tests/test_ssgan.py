@@ -9,17 +9,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from test_train import load_config, read_metrics, restore_params, straight_and_resumed, tiny
+from helpers import load_config, read_metrics, restore_params, straight_and_resumed, tiny
 
-from gax import data as data_lib
-from gax import losses, train
-from gax.variants import ssgan
+from gax import errors
+from gax.data import datasets as data_lib
+from gax.training import train
+from gax.variants import losses, ssgan
 
 
-def tiny_ssgan(steps: int = 3, num_labeled: int = 20):
+def tiny_ssgan(steps: int = 3, num_labeled: int = 20, evaluate: bool = True):
   config = tiny(load_config("ssgan_mnist", f"num_labeled={num_labeled}"), steps=steps)
-  config.model.g_hidden, config.model.d_hidden = (32,), (32, 16)
   config.eval.num_samples = 50
+  if not evaluate:  # (the config evaluates at its last step)
+    config.eval_every = 0
   return config
 
 
@@ -49,8 +51,8 @@ def test_a_dataset_without_labels_is_named():
   config = tiny_ssgan()
   config.dataset = "celeb_a"
   with tfds.testing.mock_data(num_examples=8):
-    with pytest.raises(data_lib.DataError, match="needs class labels, and dataset 'celeb_a'"):
-      train.create_experiment(config)
+    with pytest.raises(errors.DataError, match="needs class labels, and dataset 'celeb_a'"):
+      train.create_run(config)
 
 
 class _LogitsAreThePixels(nn.Module):
@@ -104,7 +106,7 @@ def test_the_k_plus_one_loss_matches_hand_computed_values():
 def test_unlabelled_examples_never_reach_the_supervised_loss(tmp_path, monkeypatch):
   """Every label outside the labelled subset is poisoned; training is unchanged."""
   clean = tmp_path / "clean"
-  train.train_and_evaluate(tiny_ssgan(), str(clean))
+  train.train_and_evaluate(tiny_ssgan(evaluate=False), str(clean))
 
   load = data_lib.OFFLINE_DATASETS["mnist5k"]
   drawn = data_lib.labeled_subset
@@ -120,7 +122,7 @@ def test_unlabelled_examples_never_reach_the_supervised_loss(tmp_path, monkeypat
   monkeypatch.setitem(data_lib.OFFLINE_DATASETS, "mnist5k", poisoned)
   # The subset as drawn from the true labels (poisoning moves examples between classes).
   monkeypatch.setattr(data_lib, "labeled_subset", lambda *args: chosen)
-  train.train_and_evaluate(tiny_ssgan(), str(tmp_path / "poisoned"))
+  train.train_and_evaluate(tiny_ssgan(evaluate=False), str(tmp_path / "poisoned"))
   for a, b in zip(jax.tree.leaves(restore_params(clean, 3)),
                   jax.tree.leaves(restore_params(tmp_path / "poisoned", 3))):
     np.testing.assert_array_equal(a, b)

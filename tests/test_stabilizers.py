@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from flax import traverse_util
-from test_train import load_config, read_metrics, straight_and_resumed, tiny
+from helpers import load_config, read_metrics, straight_and_resumed, tiny
 
-from gax import augment, config_base, ema, health, losses, models, penalties, train, trained_run
+from gax import config_base, models
+from gax.trained import run as trained_run
+from gax.training import health, train
+from gax.variants import augment, ema, losses, penalties
 
 
 def test_hinge_at_logits_plus_minus_one_and_zero():
@@ -98,9 +101,9 @@ def test_a_lazy_penalty_branches_only_off_cpu(forced_branch, monkeypatch):
     monkeypatch.setattr(penalties, "branches_on_schedule", lambda: True)
   config = tiny(load_config("dcgan_mnist"))
   config.loss.penalty_every = 4
-  experiment = train.create_experiment(config)
-  state = experiment.initial_state()
-  hlo = experiment.step_fn(1).lower(state, experiment.data_for(0, 1)).compile().as_text()
+  run = train.create_run(config)
+  state = train.initial_state(run)
+  hlo = train.step_fn(run, 1).lower(state, train.step_data(run, 0, 1)).compile().as_text()
   assert (" conditional(" in hlo) == forced_branch
 
 

@@ -11,11 +11,11 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from helpers import FLOAT32_ROUNDOFF
+from helpers import ONE_STEP_BOUND, ROOT, read_metrics, restore_params
 from image_files import class_folder
-from test_train import ROOT, read_metrics, restore_params
 
-from gax import config_base, sweep
+from gax import errors
+from gax.launch import sweeps
 
 SWEEP = """
 def sweep(add):
@@ -62,40 +62,34 @@ def test_a_two_trial_sweep_writes_a_summary_and_a_rerun_redoes_nothing(tmp_path)
 def test_sweep_overrides_are_checked_before_anything_runs(tmp_path):
   bad = tmp_path / "bad.py"
   bad.write_text("def sweep(add):\n  add(seed=1)\n  add(**{'optimizer.no_such': 1})\n")
-  with pytest.raises(config_base.ConfigError, match="optimizer.no_such"):
-    sweep.run_sweep("configs/dcgan_mnist.py", str(bad), str(tmp_path / "w"))
+  with pytest.raises(errors.ConfigError, match="optimizer.no_such"):
+    sweeps.run_sweep("configs/dcgan_mnist.py", str(bad), str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()
 
 
-# The bound on one step's difference between the layouts: 2**10 float32 roundoffs
-# (6.1e-5). The step's largest sums run over about 1,600 terms (D's kernel gradients:
-# batch x 14 x 14), whose rounding grows as sqrt(n) roundoffs, about 40, compounded over
-# the few layers of each network. Taking per-device batch statistics, or another step's
-# rows, moves the step by 1e-2 to 1e1 (the mutations in the test's docstring).
-ONE_STEP_BOUND = 2 ** 10 * FLOAT32_ROUNDOFF
 SAME_STEPS = textwrap.dedent("""
     import json, sys, jax
     sys.path.insert(0, "tests")
     from helpers import update_differences
-    from test_train import load_config, tiny
-    from gax import train
+    from helpers import load_config, tiny
+    from gax.training import train
     assert jax.device_count() == 8
 
-    def experiment(devices):
+    def run_on(devices):
       config = tiny(load_config("dcgan_mnist"), steps=3)
       config.num_devices = devices
       # SGD: Adam divides by sqrt(v), which turns float-rounding differences in
       # near-zero gradients into full-size steps; SGD keeps them as small as they are.
       config.optimizer.name, config.optimizer.learning_rate = "sgd", 0.01
-      return train.create_experiment(config)
+      return train.create_run(config)
 
-    one, eight = experiment(1), experiment(8)
+    one, eight = run_on(1), run_on(8)
     assert eight.mesh.devices.size == 8
-    state, worst = one.initial_state(), {}
+    state, worst = train.initial_state(one), {}
     for step in range(3):  # each step from the same state, the 1-device run's
-      after, _ = one.step_fn(1)(state, one.data_for(step, 1))
-      other, _ = eight.step_fn(1)(jax.device_put(state, eight.replicated),
-                                  eight.data_for(step, 1))
+      after, _ = train.step_fn(one, 1)(state, train.step_data(one, step, 1))
+      other, _ = train.step_fn(eight, 1)(jax.device_put(state, eight.layout.replicated),
+                                         train.step_data(eight, step, 1))
       for group, value in update_differences(state, after, other).items():
         worst[group] = max(worst.get(group, 0.0), value)
       state = after
@@ -128,7 +122,7 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("data", ["on_device", "on_host", "streamed"])
 def test_two_processes_train_what_one_process_with_two_devices_trains(tmp_path, data):
-  flags = ["-m", "gax.main", "--config=configs/dcgan_mnist.py",
+  flags = ["-m", "gax.main", "--config=configs/dcgan_mnist.py:recipe=radford",
            *(f"--config.{t}" for t in TINY), "--config.optimizer.name=sgd",
            "--config.optimizer.learning_rate=0.05",
            f"--config.data.on_device={'yes' if data == 'on_device' else 'no'}"]

@@ -3,68 +3,14 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 import tensorflow_datasets as tfds
+from helpers import ROOT, load_config, read_metrics, restore_params, straight_and_resumed, tiny
 
-from gax import config_base, train
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_config(name: str, arg: str | None = None):
-  return config_base.load_config_file(ROOT / "configs" / f"{name}.py", arg)
-
-
-def tiny(config, steps=3):
-  """Shrinks a config to a few CPU-seconds per step, keeping its model and loss."""
-  config.batch_size = 8
-  config.num_train_steps = steps
-  config.log_every = 1
-  config.sample_every = 2
-  config.checkpoint_every = 2
-  config.num_samples = 4
-  config.health.real_examples = 0  # D's r_t on real images: on in the tests of it
-  if config.variant == "cyclegan":
-    config.batch_size = 2
-    config.model.ngf = config.model.ndf = 8
-    config.model.num_blocks = 1
-    if config.data.crop_size:  # 286 -> 256 becomes 36 -> 32
-      config.data.image_size, config.data.crop_size = 36, 32
-  elif config.variant == "pix2pix":
-    config.batch_size = 2
-    config.model.update(ngf=8, ndf=8, num_downs=5, num_layers=2)
-    if config.data.crop_size:
-      config.data.image_size, config.data.crop_size = 36, 32
-  elif config.model.get("name") == "mlp":
-    config.model.g_hidden, config.model.d_hidden = (32,), (16,)
-  elif config.model.get("name") == "dcgan64":
-    config.model.ngf = config.model.ndf = 8
-    config.data.image_size = 32
-  elif config.model.get("name") in ("sndcgan", "sngan_resnet"):
-    config.model.ngf = config.model.ndf = 8
-  return config
-
-
-def read_metrics(workdir: Path) -> list[dict]:
-  """metrics.jsonl without the wall-clock speed, which differs run to run."""
-  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  return [{k: v for k, v in r.items() if k != "steps_per_s"} for r in records]
-
-
-def restore_params(workdir: Path, step: int):
-  """A checkpoint's params as numpy arrays, whatever devices saved them."""
-  path = (workdir / "checkpoints" / str(step) / "state").absolute()
-  checkpointer = ocp.PyTreeCheckpointer()
-  metadata = checkpointer.metadata(path)
-  tree = getattr(metadata, "item_metadata", metadata)
-  tree = getattr(tree, "tree", tree)
-  as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-  return checkpointer.restore(path, restore_args=as_numpy)["params"]
+from gax.training import train
 
 
 @pytest.mark.parametrize("name", ["gan_mnist", "dcgan_mnist", "lsgan_mnist", "dcgan64"])
@@ -90,17 +36,6 @@ def test_config_trains_and_fills_the_workdir(name, tmp_path):
   assert pngs == ["step_000000.png", "step_000002.png", "step_000003.png"]
   assert (tmp_path / "samples.gif").stat().st_size > 0
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [2, 3]
-
-
-def straight_and_resumed(make_config, tmp_path: Path, steps: int, stop: int
-                         ) -> tuple[Path, Path]:
-  """Workdirs of `make_config(steps)` trained straight, and trained to `stop` then run
-  again to `steps`."""
-  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-  train.train_and_evaluate(make_config(steps), str(straight))
-  train.train_and_evaluate(make_config(stop), str(resumed))
-  train.train_and_evaluate(make_config(steps), str(resumed))
-  return straight, resumed
 
 
 def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path):

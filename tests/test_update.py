@@ -1,13 +1,17 @@
 """The shared update factory: k D-steps, scan equals single steps, host equals device data,
 labels reach the update unchanged."""
 
+import flops
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from gax import data, flops, input_pipeline, optim, train, update, variants
+from gax import variants
+from gax.data import datasets as data
+from gax.data import in_memory
+from gax.training import optim, train, update
 
 SHAPE = (8, 8, 1)
 SPEC = {"image": data.Field(data.Source("toy"))}
@@ -29,7 +33,7 @@ def _variant(config):
 def _setup(config, on_device=True):
   images = np.random.default_rng(0).integers(0, 256, (32, *SHAPE), dtype=np.uint8)
   keys = train.stream_keys(config.seed)
-  batches = input_pipeline.TrainBatches(SPEC, {"image": images}, config.batch_size,
+  batches = in_memory.TrainBatches(SPEC, {"image": images}, config.batch_size,
                                         config.d_steps, on_device)
   variant = _variant(config)
   state = train.create_train_state(variant, optim.create_optimizers(config), keys,
@@ -152,7 +156,7 @@ def test_labels_reach_the_update_as_integers_unchanged(on_device):
                            (count, *SHAPE)).copy()
   source = data.Source("toy")
   spec = {"image": data.Field(source), "label": data.Field(source, "label")}
-  batches = input_pipeline.TrainBatches(spec, {"image": images, "label": labels},
+  batches = in_memory.TrainBatches(spec, {"image": images, "label": labels},
                                         batch_size, d_steps, on_device)
 
   def update_fn(state, batch):
@@ -167,7 +171,7 @@ def test_labels_reach_the_update_as_integers_unchanged(on_device):
   _, seen = step({"step": jnp.int32(7), "data_key": jnp.copy(data_key)}, step_data)
   assert seen["label_dtype"].dtype == np.int32
   seen_labels = np.asarray(seen["label"][0])
-  expected = labels[np.stack([input_pipeline.batch_indices(
+  expected = labels[np.stack([in_memory.batch_indices(
       data_key, 7 * d_steps + i, count, batch_size) for i in range(d_steps)])]
   np.testing.assert_array_equal(seen_labels, expected)  # the seeded order, untouched
   assert seen_labels.max() > 255  # values no uint8 image could carry

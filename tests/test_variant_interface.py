@@ -2,7 +2,8 @@
 and `gax.evaluate` with no change to any gax module: this file is the whole variant.
 
 It is named by its module path (`config.variant = "test_variant_interface"`), and
-follows gax/variants/base.py: `HPARAMS`, `add_defaults`, `batch_spec`, `create`.
+follows gax/variants/base.py: `HPARAMS`, `add_defaults`, `validate`, `tiny`, `batch_spec`,
+`create`.
 """
 
 import dataclasses
@@ -17,10 +18,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from test_train import ROOT, read_metrics, restore_params, straight_and_resumed
+import pytest
+from helpers import ROOT, read_metrics, restore_params, straight_and_resumed
 
-from gax import data as data_lib
-from gax import variants
+from gax import config_base, errors, variants
+from gax.data import datasets as data_lib
 from gax.variants import base
 
 HPARAMS = {"loss.weight": "weight"}
@@ -29,6 +31,16 @@ HPARAMS = {"loss.weight": "weight"}
 def add_defaults(config: ml_collections.ConfigDict) -> None:
   config.model = ml_collections.ConfigDict(dict(width=16, noise_dim=4))
   config.loss = ml_collections.ConfigDict(dict(weight=1.0))
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  config_base.check_rules(config, [
+      ("model.width", config_base.at_least(1), "must be >= 1"),
+      ("loss.weight", config_base.at_least(0), "must be >= 0")])
+
+
+def tiny(config: ml_collections.ConfigDict) -> None:
+  config.model.width = 8
 
 
 def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
@@ -156,5 +168,12 @@ def test_a_variant_from_outside_gax_trains_resumes_and_evaluates(tmp_path):
 
 
 def test_its_loss_weight_is_a_population_field():
-  from gax import population
+  from gax.training import population
   assert "loss.weight" in population.population_fields(_config(1))
+
+
+def test_it_validates_its_own_fields():
+  config = _config(1)
+  config.model.width = 0
+  with pytest.raises(errors.ConfigError, match="config.model.width = 0 must be >= 1"):
+    variants.validate(config)

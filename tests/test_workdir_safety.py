@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train import ROOT, load_config, read_metrics, tiny
+from helpers import ROOT, load_config, read_metrics, tiny
 
-from gax import checkpoint, config_base, sweep, train
+from gax import errors
+from gax.launch import sweeps
+from gax.training import checkpoint, train
 
 TINY = ["--config.batch_size=8", "--config.log_every=1", "--config.sample_every=2",
         "--config.checkpoint_every=2", "--config.num_samples=4"]
@@ -58,7 +60,7 @@ def test_optimisation_changes_need_allow_changes_and_are_recorded(tmp_path):
   before = _snapshot(tmp_path)
   changed = tiny(load_config("dcgan_mnist"), steps=4)
   changed.optimizer.learning_rate = 1e-5
-  with pytest.raises(config_base.ConfigError, match=r"other optimisation settings "
+  with pytest.raises(errors.ConfigError, match=r"other optimisation settings "
                      r"\(optimizer.learning_rate: 0.0007 -> 1e-05\).*--config.resume="
                      "allow_changes"):
     train.train_and_evaluate(changed, str(tmp_path))
@@ -134,7 +136,7 @@ def test_torn_metrics_and_a_torn_best_json_never_block_a_resume(tmp_path):
   assert json.loads((torn / "best.json").read_text())["step"] in (2, 4)
 
   _write_torn(torn / "metrics.jsonl", "\x00garbage")
-  rows = sweep.summarize(tmp_path, [("torn", {}), ("straight", {}), ("missing", {})])
+  rows = sweeps.summarize(tmp_path, [("torn", {}), ("straight", {}), ("missing", {})])
   assert rows[0]["step"] == rows[1]["step"] == 4 and "step" not in rows[2]
 
 
@@ -186,19 +188,19 @@ def test_an_oversized_request_fails_before_it_allocates(tmp_path):
   config = tiny(load_config("dcgan_mnist"), steps=1)
   config.num_samples = 10 ** 9
   start = time.monotonic()
-  with pytest.raises(config_base.ConfigError, match="the sample grid of num_samples = "
+  with pytest.raises(errors.ConfigError, match="the sample grid of num_samples = "
                      "1000000000 would need .* more than the device's"):
-    train.create_experiment(config)
+    train.create_run(config)
   assert time.monotonic() - start < 60
   config = tiny(load_config("dcgan_mnist"), steps=1)
   config.data.image_size = 40000
-  with pytest.raises(config_base.ConfigError, match="resized to data.image_size = 40000 "
+  with pytest.raises(errors.ConfigError, match="resized to data.image_size = 40000 "
                      "would need"):
-    train.create_experiment(config)
+    train.create_run(config)
   config = tiny(load_config("dcgan_mnist"), steps=1)
   config.model.noise_dim = 10 ** 7
-  with pytest.raises(config_base.ConfigError, match="the train state, its gradients"):
-    train.create_experiment(config)
+  with pytest.raises(errors.ConfigError, match="the train state, its gradients"):
+    train.create_run(config)
 
 
 def test_sigterm_to_a_sweep_stops_its_trials_and_writes_the_summary(tmp_path):
@@ -231,7 +233,7 @@ def test_a_checkpoint_of_another_structure_is_not_damaged_and_stays(tmp_path):
   before = _snapshot(tmp_path)
   other = tiny(load_config("dcgan_mnist"), steps=4)
   other.data.image_size = 32
-  with pytest.raises(checkpoint.StateMismatchError, match="the checkpoint of step 2 .* "
+  with pytest.raises(errors.StateMismatchError, match="the checkpoint of step 2 .* "
                      "holds a train state of another structure .*it is not damaged"):
     train.train_and_evaluate(other, str(tmp_path))
   assert _snapshot(tmp_path) == before and not (tmp_path / "checkpoints_damaged").exists()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gax.evaluation import inception_weights
+
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
@@ -95,3 +97,22 @@ def save_legacy(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer.write(struct.pack("<q", storages[key]))
     buffer.write(payload)
   Path(path).write_bytes(buffer.getvalue())
+
+
+def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
+  """A state dict of pytorch-fid's network under torch's names, with random values.
+
+  He-scaled convolutions and identity batch norms keep the signal's scale through the 94
+  layers, so the features depend on the input (smaller weights make every image's
+  features the same)."""
+  rng = np.random.default_rng(seed)
+  tensors = {}
+  for name, (_, shape, _) in inception_weights._expected().items():
+    if name.endswith("conv.weight"):
+      value = rng.normal(0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
+    elif name.endswith(("bn.weight", "running_var")):
+      value = rng.uniform(0.9, 1.1, shape)
+    else:  # batch-norm shifts and means, the fc layer
+      value = rng.normal(0, 0.01, shape)
+    tensors[name] = value.astype(np.float32)
+  return tensors

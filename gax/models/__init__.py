@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from gax import config_base
+from gax import config_base, errors
 from gax.models import conditioning
 from gax.models.dcgan import (
   DCGAN28Discriminator,
@@ -50,7 +50,7 @@ UNCONDITIONAL = Conditioning()
 def _mlp(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Conditioning
          ) -> Networks:
   if cond.generator == "cbn":
-    raise config_base.ConfigError("model 'mlp' has no batch norm to condition; its "
+    raise errors.ConfigError("model 'mlp' has no batch norm to condition; its "
                                   "generator takes the label by concatenation")
   return (
       MLPGenerator(shape, tuple(cfg.g_hidden), cfg.output_activation, cfg.g_init_range,
@@ -65,7 +65,7 @@ def _dcgan28(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Con
              ) -> Networks:
   height, width, _ = shape
   if height % 4 or width % 4:
-    raise config_base.ConfigError(f"model 'dcgan28' needs height and width divisible by 4 "
+    raise errors.ConfigError(f"model 'dcgan28' needs height and width divisible by 4 "
                                   f"(28x28 as in the tutorial); the data is {height}x{width}")
   return (DCGAN28Generator(shape, dtype=dtype, conv_transpose=cfg.conv_transpose,
                            spectral_norm=cfg.g_spectral_norm, **cond.generator_fields()),
@@ -78,7 +78,7 @@ def _dcgan64(cfg: ml_collections.ConfigDict, shape: ImageShape, dtype, cond: Con
              ) -> Networks:
   height, width, _ = shape
   if height != width or height < 8 or height & (height - 1):
-    raise config_base.ConfigError(f"model 'dcgan64' needs square images whose side is a "
+    raise errors.ConfigError(f"model 'dcgan64' needs square images whose side is a "
                                   f"power of two >= 8 (64x64 as in Radford et al.); the "
                                   f"data is {height}x{width}")
   return (DCGAN64Generator(shape, cfg.ngf, dtype=dtype, conv_transpose=cfg.conv_transpose,
@@ -95,11 +95,11 @@ def _sngan(generator, discriminator):
             ) -> Networks:
     height, width, _ = shape
     if height % 8 or width % 8:
-      raise config_base.ConfigError(f"model {cfg.name!r} needs height and width divisible "
+      raise errors.ConfigError(f"model {cfg.name!r} needs height and width divisible "
                                     f"by 8 (32x32 as in Miyato et al.); the data is "
                                     f"{height}x{width}")
     if "concat" in (cond.generator, cond.discriminator):
-      raise config_base.ConfigError(
+      raise errors.ConfigError(
           f"model {cfg.name!r} takes a label by conditional batch norm in G and projection "
           "in D, not by concatenation (configs/cgan_mnist.py:disc=projection)")
     return (generator(shape, cfg.ngf, dtype=dtype, conv_transpose=cfg.conv_transpose,
@@ -143,12 +143,50 @@ MODELS: dict[str, tuple[Callable[..., Networks], Callable[[], dict]]] = {
         **_noise_fields(noise_dim=128), **_conv_fields(True, ngf=256, ndf=128))),
 }
 NOISE = ("normal", "uniform")
+# (field, test, what it must be) of the networks' fields, checked where a model has them.
+FIELD_RULES = [
+    *((name, config_base.at_least(1), "must be >= 1") for name in (
+        "noise_dim", "ngf", "ndf", "d_pieces")),
+    ("g_hidden", config_base.sizes, "must be a tuple of layer widths >= 1"),
+    ("d_hidden", config_base.sizes, "must be a tuple of layer widths >= 1"),
+    ("d_dropout", config_base.fraction, "must be in [0, 1)"),
+    ("d_input_dropout", config_base.fraction, "must be in [0, 1)"),
+    ("g_init_range", config_base.at_least(0), "must be >= 0 (0: Flax's default init)"),
+    ("d_init_range", config_base.at_least(0), "must be >= 0 (0: Flax's default init)"),
+    ("output_activation", lambda v: v in ("tanh", "sigmoid"), "must be 'tanh' or 'sigmoid'"),
+    *((name, lambda v: isinstance(v, bool), "must be True or False") for name in (
+        "d_spectral_norm", "g_spectral_norm")),
+]
 
 
 def default_config(name: str) -> ml_collections.ConfigDict:
   """`config.model` for the model `name`: its name and its own fields."""
   config_base.check_choice("model.name", name, MODELS)
   return ml_collections.ConfigDict({"name": name, **MODELS[name][1]()})
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks `config.model`: a registered name, its noise and its fields' values."""
+  model_config = config.model
+  default_config(model_config.name)
+  config_base.check_choice("model.noise", model_config.noise, NOISE)
+  if "conv_transpose" in model_config:
+    config_base.check_choice("model.conv_transpose", model_config.conv_transpose,
+                             CONV_TRANSPOSE)
+  config_base.check_rules(config, [(f"model.{field}", test, why)
+                                   for field, test, why in FIELD_RULES
+                                   if field in model_config])
+
+
+def tiny(config: ml_collections.ConfigDict) -> None:
+  """Shrinks the named networks to a few CPU-milliseconds per step (tests)."""
+  model_config = config.model
+  if model_config.name == "mlp":
+    model_config.g_hidden, model_config.d_hidden = (32,), (16,)
+  elif "ngf" in model_config:
+    model_config.ngf = model_config.ndf = 8
+    if model_config.name == "dcgan64":
+      config.data.image_size = 32
 
 
 def create_networks(model_config: ml_collections.ConfigDict, image_shape: ImageShape,
@@ -159,7 +197,7 @@ def create_networks(model_config: ml_collections.ConfigDict, image_shape: ImageS
   own = set(default_config(name))
   others = set().union(*(fields() for _, fields in MODELS.values())) - own
   if not own <= set(model_config) or others & set(model_config):
-    raise config_base.ConfigError(
+    raise errors.ConfigError(
         f"config.model.name = {name!r}, but config.model holds the fields of another model "
         f"({', '.join(sorted(model_config))}); start from a config of model {name!r} "
         "instead of overriding config.model.name")

@@ -3,10 +3,10 @@
 A stride-s transposed convolution sends output pixel s*q + r (phase r) a stride-1
 correlation of the input with the taps w[t0(r) + s*m] of the kernel. Computing the s*s
 phases as ordinary convolutions and interleaving them (depth-to-space) gives the
-transposed convolution exactly. XLA's CPU backend runs ordinary convolutions several
-times faster than the input-dilated one it would otherwise emit, and on an H100 cuDNN
-runs them faster too (DCGAN-64's step: 28% more images/s). Layers with thin outputs (an
-RGB image) compute the phases as one matrix product and shifted sums instead.
+transposed convolution exactly. XLA's CPU backend runs ordinary convolutions faster than
+the input-dilated one it would otherwise emit, and cuDNN does too (measured when this was
+made; benchmarks/README.md lists what the CPU step is made of). Layers with thin outputs
+(an RGB image) compute the phases as one matrix product and shifted sums instead.
 Parameters ("kernel", "bias") are laid out as in `flax.linen.ConvTranspose`, so the two
 are interchangeable on the same checkpoint.
 """
@@ -296,7 +296,7 @@ class ConvTranspose(_ConvLayer):
   """`flax.linen.ConvTranspose` (2-D, NHWC) that can run as conv + depth-to-space.
 
   `impl`: "xla" (lax.conv_transpose), "subpixel", or "auto" (subpixel for strided
-  layers, the faster form on both CPU and GPU; see the README's performance section).
+  layers, the faster form on both CPU and GPU).
   """
 
   def convolve(self, x, kernel):

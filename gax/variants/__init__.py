@@ -1,17 +1,15 @@
 """GAN variants by name: each is one module (see gax/variants/base.py for what it provides).
 
 `config.variant` is a registered name, or the import path of a module of your own that
-provides the same four things (`HPARAMS`, `add_defaults`, `batch_spec`, `create`).
+provides the same things (`PROVIDES`).
 """
 
 import importlib
-import json
-from pathlib import Path
 
 import ml_collections
 
-from gax import augment, config_base, losses, models, optim, penalties
-from gax import data as data_lib
+from gax import config_base, errors
+from gax.data import datasets as data_lib
 from gax.variants import acgan, base, cgan, cyclegan, gan, pix2pix, ssgan
 
 REGISTRY: dict[str, base.VariantModule] = {
@@ -22,11 +20,7 @@ REGISTRY: dict[str, base.VariantModule] = {
     "ssgan": ssgan,
     "pix2pix": pix2pix,
 }
-# What a run's config.json records beside the config: facts of the run, not settings.
-RUN_RECORDS = ("devices_used", "data_info")
-
-
-_PROVIDES = ("HPARAMS", "add_defaults", "batch_spec", "create")
+PROVIDES = ("HPARAMS", "add_defaults", "validate", "tiny", "batch_spec", "create")
 
 
 def module(name: str) -> base.VariantModule:
@@ -35,13 +29,13 @@ def module(name: str) -> base.VariantModule:
     return REGISTRY[name]
   try:
     found = importlib.import_module(name)
-  except ImportError:
+  except (ImportError, ValueError, TypeError):  # no such module; "" or a relative name
     found = None
-  missing = [] if found is None else [n for n in _PROVIDES if n not in vars(found)]
+  missing = [] if found is None else [n for n in PROVIDES if n not in vars(found)]
   if found is None or missing:
-    raise config_base.ConfigError(
+    raise errors.ConfigError(
         f"unknown variant {name!r}; choose one of {', '.join(REGISTRY)}, or the import "
-        f"path of a module that defines {', '.join(_PROVIDES)} (config.variant)"
+        f"path of a module that defines {', '.join(PROVIDES)} (config.variant)"
         + (f"; {name} lacks {', '.join(missing)}" if missing else ""))
   return found
 
@@ -56,23 +50,24 @@ def base_config(variant: str = "gan", **options) -> ml_collections.ConfigDict:
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
-  """Every field's value and every name (variant, networks, loss, optimizer), from the
-  config alone: what a sweep checks for each trial before any runs."""
+  """Every field's value and every name, from the config alone: the fields every run
+  has, then the variant's own (its networks, losses, batch fields). What a sweep checks
+  for each trial before any runs."""
   config_base.validate(config, num_devices)
-  module(config.variant)
-  config_base.check_choice("optimizer.name", config.optimizer.name, optim.OPTIMIZER_NAMES)
-  if "name" in config.model:  # the GAN family's networks are found by name
-    models.default_config(config.model.name)
-    config_base.check_choice("model.noise", config.model.noise, models.NOISE)
-  if "conv_transpose" in config.model:
-    config_base.check_choice("model.conv_transpose", config.model.conv_transpose,
-                             models.CONV_TRANSPOSE)
-  if "name" in config.loss:
-    config_base.check_choice("loss.name", config.loss.name, losses.LOSS_NAMES)
-  if "penalty" in config.loss:
-    config_base.check_choice("loss.penalty", config.loss.penalty, penalties.PENALTIES)
-  if "augment" in config:
-    augment.from_config(config)
+  module(config.variant).validate(config)
+
+
+def tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config shrunk to a few CPU-seconds per step, its variant's networks and losses
+  kept: the run-wide sizes here, the networks by the variant (tests, smoke runs)."""
+  config.batch_size = 8
+  config.log_every = 1
+  config.sample_every = 2
+  config.checkpoint_every = 2
+  config.num_samples = 4
+  config.health.real_examples = 0
+  module(config.variant).tiny(config)
+  return config
 
 
 def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
@@ -86,16 +81,3 @@ def hparam_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
 
 def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> base.Variant:
   return module(config.variant).create(config, info)
-
-
-def read_run_config(path: Path) -> tuple[ml_collections.ConfigDict, dict]:
-  """A run's saved config.json over today's defaults of its variant (fields added since
-  keep their defaults), and the run's records (`RUN_RECORDS`)."""
-  saved = json.loads(Path(path).read_text())
-  records = {name: saved.pop(name) for name in RUN_RECORDS if name in saved}
-  options = {}
-  if "name" in saved.get("model", {}):
-    options["model"] = saved["model"]["name"]
-  config = base_config(saved.get("variant", "gan"), **options)
-  config.update(saved)
-  return config, records

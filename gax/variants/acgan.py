@@ -17,7 +17,7 @@ import ml_collections
 import optax
 
 from gax import config_base, models
-from gax import data as data_lib
+from gax.data import datasets as data_lib
 from gax.variants import cgan, gan
 
 HPARAMS = {**gan.HPARAMS, "loss.d_class_weight": "d_class_weight",
@@ -33,6 +33,14 @@ def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28",
   config.loss.g_class_weight = 1.0
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  gan.validate(config)
+  config_base.check_choice("model.conditioning", config.model.conditioning, G_CONDITIONING)
+  config_base.check_rules(config, [(f"loss.{name}", config_base.at_least(0), "must be >= 0")
+                                   for name in ("d_class_weight", "g_class_weight")])
+
+
+tiny = gan.tiny
 batch_spec = cgan.batch_spec
 
 
@@ -67,7 +75,6 @@ class ACGAN(gan.GAN):
 
 
 def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> ACGAN:
-  config_base.check_choice("model.conditioning", config.model.conditioning, G_CONDITIONING)
   conditioning = models.Conditioning(info.num_classes, config.model.conditioning, "none",
                                      info.num_classes)
   generator, discriminator = models.create_networks(

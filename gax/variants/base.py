@@ -2,8 +2,9 @@
 
 A variant is one module, `gax/variants/NAME.py`, registered by name in
 `gax/variants/__init__.py`. From the config alone the module says which config fields are
-its own (`add_defaults`, and `HPARAMS`, its continuous loss weights) and what its batch
-holds (`batch_spec`); `create` then builds the `Variant` from the config and the data's
+its own (`add_defaults`, and `HPARAMS`, its continuous loss weights), checks them
+(`validate`), shrinks them for tests (`tiny`) and says what its batch holds
+(`batch_spec`); `create` then builds the `Variant` from the config and the data's
 shapes. The rest of gax asks that object for everything else: its networks' initial
 parameters, its two losses, its sample grids, how to draw images from it, its evaluator
 and the metric that picks the best checkpoint.
@@ -26,7 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gax import data as data_lib
+from gax.data import datasets as data_lib
 
 Array = jax.Array
 Pytree = Any
@@ -65,7 +66,7 @@ class Sampler(Protocol):
 
 
 class Scorer(Protocol):
-  """A variant whose D scores one image with one number (gax/health.py's signals)."""
+  """A variant whose D scores one image with one number (gax/training/health.py's signals)."""
 
   loss: Any  # a losses.AdversarialLoss: D's threshold, its floor and its loss at chance
   adversarial_metric: str  # the logged metric that holds D's loss of that kind
@@ -140,6 +141,14 @@ class VariantModule(Protocol):
   def add_defaults(self, config: ml_collections.ConfigDict, **options) -> None:
     """Adds the variant's own fields (`config.model`, `config.loss`, ...) to a base
     config, at their defaults."""
+
+  def validate(self, config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the first of the variant's own fields (its networks,
+    losses, batch fields) whose value it cannot train with."""
+
+  def tiny(self, config: ml_collections.ConfigDict) -> None:
+    """Shrinks the variant's networks (and what their sizes need) to a few CPU-seconds
+    per step, for tests and smoke runs (gax.variants.tiny sets the run-wide sizes)."""
 
   def batch_spec(self, config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
     """What the training batch holds, field by field."""

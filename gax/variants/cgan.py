@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gax import config_base, models
-from gax import data as data_lib
+from gax.data import datasets as data_lib
 from gax.variants import gan
 
 HPARAMS = gan.HPARAMS
@@ -27,6 +27,14 @@ def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28",
   config.model.conditioning = conditioning
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  gan.validate(config)
+  config_base.check_choice("model.conditioning", config.model.conditioning, CONDITIONING)
+
+
+tiny = gan.tiny
+
+
 def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
   source = data_lib.Source(config.dataset)
   return {"image": data_lib.Field(source, "image"), "label": data_lib.Field(source, "label")}
@@ -37,8 +45,6 @@ class CGAN(gan.GAN):
 
 
 def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> CGAN:
-  config_base.check_choice("model.conditioning", config.model.conditioning,
-                                  CONDITIONING)
   g_conditioning, d_conditioning = CONDITIONING[config.model.conditioning]
   conditioning = models.Conditioning(info.num_classes, g_conditioning, d_conditioning)
   generator, discriminator = models.create_networks(

@@ -21,11 +21,13 @@ import ml_collections
 import numpy as np
 from ml_collections import config_dict
 
-from gax import config_base, evaluation, image_folders, metrics, models
-from gax import data as data_lib
-from gax import ema as ema_lib
+from gax import config_base, errors, models
+from gax.data import datasets as data_lib
+from gax.data import folders
+from gax.evaluation import batching, evaluator, metrics
 from gax.models import cyclegan as networks
-from gax.variants import base
+from gax.variants import base, losses
+from gax.variants import ema as ema_lib
 
 Array = jax.Array
 Pytree = Any
@@ -46,18 +48,41 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   ))
 
 
+RULES = [
+    *((f"model.{name}", config_base.at_least(1), "must be >= 1") for name in (
+        "ngf", "ndf", "num_layers")),
+    ("model.num_blocks", config_base.at_least(0), "must be >= 0"),
+    *((f"loss.{name}", config_base.at_least(0), "must be >= 0") for name in (
+        "cycle_weight", "identity_weight", "pool_size")),
+]
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  config_base.check_choice("model.conv_transpose", config.model.conv_transpose,
+                           models.CONV_TRANSPOSE)
+  config_base.check_rules(config, RULES)
+
+
+def tiny(config: ml_collections.ConfigDict) -> None:
+  config.batch_size = 2
+  config.model.ngf = config.model.ndf = 8
+  config.model.num_blocks = 1
+  if config.data.crop_size:  # 286 -> 256 becomes 36 -> 32
+    config.data.image_size, config.data.crop_size = 36, 32
+
+
 def domain_sources(config: ml_collections.ConfigDict, split: str
                    ) -> dict[str, data_lib.Source]:
   """Each domain's source: the two splits of a TFDS `cycle_gan/*` dataset or of a folder
   laid out as the official code's datasets (trainA/trainB, testA/testB), or `dataset`
   and `dataset_b`'s same split."""
   dataset, dataset_b = config.dataset, config.dataset_b
-  two_domains = dataset.startswith("cycle_gan/") or image_folders.has_domains(dataset)
+  two_domains = dataset.startswith("cycle_gan/") or folders.has_domains(dataset)
   if two_domains and not dataset_b:
     return {"a": data_lib.Source(dataset, f"{split}A"),
             "b": data_lib.Source(dataset, f"{split}B")}
   if not dataset_b:
-    raise data_lib.DataError(
+    raise errors.DataError(
         "unpaired training needs two domains: a TFDS cycle_gan/* dataset, a folder:PATH "
         "with trainA/ and trainB/, or "
         "config.dataset (domain A) and config.dataset_b (domain B)")
@@ -100,10 +125,6 @@ def query_pool(pool: dict[str, Array], images: Array, key: Array
 
   keys = jax.random.split(key, images.shape[0])
   return jax.lax.scan(one, pool, (images, keys))
-
-
-def least_squares(outputs: Array, target: float) -> Array:
-  return jnp.mean((outputs - target) ** 2)
 
 
 def mean_abs(x: Array, y: Array) -> Array:
@@ -164,8 +185,8 @@ class CycleGAN:
     pool_b, pooled_b = query_pool(batch_stats["pool"]["b"], fake_b, key_b)
     d_a_real, d_a_fake = self._d(params, "d_a", real["a"]), self._d(params, "d_a", pooled_a)
     d_b_real, d_b_fake = self._d(params, "d_b", real["b"]), self._d(params, "d_b", pooled_b)
-    d_a_loss = 0.5 * (least_squares(d_a_real, 1.0) + least_squares(d_a_fake, 0.0))
-    d_b_loss = 0.5 * (least_squares(d_b_real, 1.0) + least_squares(d_b_fake, 0.0))
+    d_a_loss = losses.least_squares_discriminator_loss(d_a_real, d_a_fake, 0.0, 1.0)
+    d_b_loss = losses.least_squares_discriminator_loss(d_b_real, d_b_fake, 0.0, 1.0)
     loss = d_a_loss + d_b_loss
     metrics = {"d_loss": loss, "d_a_loss": d_a_loss, "d_b_loss": d_b_loss,
                "d_real": 0.5 * (d_a_real.mean() + d_b_real.mean()),
@@ -180,8 +201,9 @@ class CycleGAN:
     cycle_b = mean_abs(self._g(params, "g_ab", fake_a), real["b"])
     identity_a = mean_abs(self._g(params, "g_ba", real["a"]), real["a"])
     identity_b = mean_abs(self._g(params, "g_ab", real["b"]), real["b"])
-    adversarial_ab = least_squares(self._d(params, "d_b", fake_b), 1.0)
-    adversarial_ba = least_squares(self._d(params, "d_a", fake_a), 1.0)
+    # The official code's G takes the mean squared error, without LSGAN's factor 1/2.
+    adversarial_ab = 2 * losses.least_squares_generator_loss(self._d(params, "d_b", fake_b), 1.0)
+    adversarial_ba = 2 * losses.least_squares_generator_loss(self._d(params, "d_a", fake_a), 1.0)
     weight = self.cycle_weight
     loss = (adversarial_ab + adversarial_ba + weight * (cycle_a + cycle_b)
             + self.identity_weight * weight * (identity_a + identity_b))
@@ -214,10 +236,8 @@ def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> CycleG
   model, dtype = config.model, jnp.dtype(config.dtype)
   image_shape = info.field_shapes["a"]
   if info.field_shapes["b"] != image_shape:
-    raise data_lib.DataError(f"the two domains' images differ in shape ({image_shape} and "
+    raise errors.DataError(f"the two domains' images differ in shape ({image_shape} and "
                              f"{info.field_shapes['b']}); set data.image_size")
-  config_base.check_choice("model.conv_transpose", model.conv_transpose,
-                           models.CONV_TRANSPOSE)
   generator = networks.ResnetGenerator(image_shape[-1], model.ngf, model.num_blocks,
                                        model.conv_transpose, dtype)
   discriminator = networks.PatchDiscriminator(model.ndf, model.num_layers, dtype)
@@ -235,17 +255,16 @@ class CycleGANEvaluation:
     self.config, self.variant = config, variant
     held_out = domain_sources(config, config.eval.split)
     train = domain_sources(config, "train")
-    self.evaluators = {domain: evaluation.create_dataset_evaluator(config, train[domain],
+    self.evaluators = {domain: evaluator.create_dataset_evaluator(config, train[domain],
                                                                    source)
                        for domain, source in held_out.items()}
     self._translate = jax.jit(variant.translate, static_argnums=3)
 
   def _translated(self, state, images: np.ndarray, direction: str) -> np.ndarray:
-    batch = self.config.eval.batch_size
     params, batch_stats = ema_lib.generator_state(state)
-    return np.concatenate([np.asarray(self._translate(
-        params, batch_stats, data_lib.to_model_range(images[start:start + batch]),
-        direction)) for start in range(0, len(images), batch)])
+    return batching.in_batches(lambda rows: self._translate(
+        params, batch_stats, data_lib.to_model_range(images[rows]), direction), len(images),
+        self.config.eval.batch_size)
 
   def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
     result = {}

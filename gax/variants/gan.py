@@ -7,9 +7,9 @@ variants (gax/variants/cgan.py, acgan.py): with `num_classes` > 0 the batch carr
 grid has one row per class, and the evaluation adds the conditional metrics.
 
 The stabilisers are part of the same losses: a gradient penalty on D's input
-(`loss.penalty`, gax/penalties.py) sees D as a critic closed over the step's labels,
+(`loss.penalty`, gax/variants/penalties.py) sees D as a critic closed over the step's labels,
 augmentation and dropout; every image D sees, real or fake, in the D and the G step, goes
-through `config.augment` (gax/augment.py), whose adaptive p lives in
+through `config.augment` (gax/variants/augment.py), whose adaptive p lives in
 `batch_stats["augment"]`; D's loss reports r_t = E[sign(D(x_real))], ADA's signal.
 """
 
@@ -22,10 +22,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gax import augment, evaluation, losses, models, penalties
-from gax import data as data_lib
-from gax import ema as ema_lib
-from gax.variants import base
+from gax import config_base, models
+from gax.data import datasets as data_lib
+from gax.evaluation import batching, evaluator
+from gax.variants import augment, base, losses, penalties
+from gax.variants import ema as ema_lib
 
 Array = jax.Array
 Pytree = Any
@@ -50,6 +51,35 @@ def add_defaults(config: ml_collections.ConfigDict, model: str = "dcgan28") -> N
       target=0.6,  # ada: the r_t that p steers towards
       ada_kimg=100,  # ada: thousands of real images over which p can go from 0 to 1
   ))
+
+
+# (field, test, what it must be): the family's loss, penalty and augmentation fields.
+RULES = [
+    ("loss.penalty_weight", config_base.at_least(0),
+     "must be >= 0 (the penalty's lambda or gamma)"),
+    ("loss.penalty_every", config_base.at_least(1), "must be >= 1 (D updates per penalty)"),
+    ("augment.p", config_base.probability, "must be in [0, 1]"),
+    ("augment.target", lambda v: isinstance(v, (int, float)) and -1 < v < 1,
+     "must be in (-1, 1) (ADA's target for E[sign(D(x_real))])"),
+    ("augment.ada_kimg", config_base.positive, "must be > 0"),
+]
+
+
+def validate_losses(config: ml_collections.ConfigDict) -> None:
+  """The family's loss, gradient penalty and augmentation fields."""
+  config_base.check_choice("loss.name", config.loss.name, losses.LOSS_NAMES)
+  config_base.check_choice("loss.penalty", config.loss.penalty, penalties.PENALTIES)
+  config_base.check_rules(config, RULES)
+  augment.from_config(config)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  models.validate(config)
+  validate_losses(config)
+
+
+def tiny(config: ml_collections.ConfigDict) -> None:
+  models.tiny(config)
 
 
 def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
@@ -272,7 +302,7 @@ class GANEvaluation:
 
   def __init__(self, config: ml_collections.ConfigDict, variant: GAN):
     self.config, self.variant = config, variant
-    self.evaluator = evaluation.create_dataset_evaluator(
+    self.evaluator = evaluator.create_dataset_evaluator(
         config, data_lib.Source(config.dataset, "train"),
         data_lib.Source(config.dataset, config.eval.split))
     self._draw = jax.jit(variant.draw)
@@ -287,20 +317,21 @@ class GANEvaluation:
     """eval.num_samples images from G in inference mode, float in [-1, 1]."""
     count, batch_size = self.config.eval.num_samples, self.config.eval.batch_size
     params, batch_stats = ema_lib.generator_state(state)
-    batches = []
-    for i, start in enumerate(range(0, count, batch_size)):
-      size = min(batch_size, count - start)
-      noise = self.variant.sample_noise(jax.random.fold_in(self.evaluator.key, i), size)
-      batch_labels = None if labels is None else jnp.asarray(labels[start:start + size])
-      batches.append(np.asarray(self._draw(params, batch_stats, noise, batch_labels),
-                                np.float32))
-    return np.concatenate(batches)
+
+    def draw(rows: slice):
+      noise = self.variant.sample_noise(
+          jax.random.fold_in(self.evaluator.key, rows.start // batch_size),
+          rows.stop - rows.start)
+      return self._draw(params, batch_stats, noise,
+                        None if labels is None else jnp.asarray(labels[rows]))
+
+    return batching.in_batches(draw, count, batch_size).astype(np.float32)
 
   def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
     labels = self.labels()
     images = self.generate(state, labels)
     extracted = self.evaluator.features(images)
-    result = evaluation.with_floor(self.evaluator.compare(images, extracted),
+    result = evaluator.with_floor(self.evaluator.compare(images, extracted),
                                    self.evaluator.real_floor(),
                                    self.evaluator.classifier_accuracy)
     if labels is not None:

@@ -8,7 +8,7 @@ when sampling as in the paper (`model.dropout_at_eval`).
 
 `task` says what the pair is:
 - "a_to_b" / "b_to_a": a paired dataset's two images ("image" is A, "image_b" is B; a
-  folder of A/ and B/ or of side-by-side AB images, see gax/image_folders.py);
+  folder of A/ and B/ or of side-by-side AB images, see gax/data/folders.py);
 - "complete_top_half": Goodfellow et al.'s conditional modelling p(x_notS | x_S), the
   image's top half given, the rest black (zero pixels), and the whole image the target.
   Its evaluation adds `completion_accuracy`, the digit classifier's accuracy on the
@@ -28,12 +28,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gax import config_base, evaluation, losses, metrics
-from gax import data as data_lib
-from gax import ema as ema_lib
+from gax import config_base, errors
+from gax.data import datasets as data_lib
+from gax.evaluation import batching, evaluator, metrics
 from gax.models.cyclegan import PatchDiscriminator
 from gax.models.unet import UNetGenerator
-from gax.variants import base
+from gax.variants import base, losses
+from gax.variants import ema as ema_lib
 
 Array = jax.Array
 Pytree = Any
@@ -63,8 +64,30 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   config.health.real_examples = 0  # D scores patches of pairs, not single images
 
 
-def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
+RULES = [
+    *((f"model.{name}", config_base.at_least(1), "must be >= 1") for name in (
+        "ngf", "ndf", "num_layers")),
+    ("model.num_downs", config_base.at_least(1), "must be >= 1 (U-Net levels)"),
+    ("model.num_dropout", config_base.at_least(0), "must be >= 0"),
+    ("model.dropout_at_eval", lambda v: isinstance(v, bool), "must be True or False"),
+    ("loss.l1_weight", config_base.at_least(0), "must be >= 0"),
+]
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
   config_base.check_choice("task", config.task, TASKS)
+  config_base.check_choice("loss.name", config.loss.name, losses.LOSS_NAMES)
+  config_base.check_rules(config, RULES)
+
+
+def tiny(config: ml_collections.ConfigDict) -> None:
+  config.batch_size = 2
+  config.model.update(ngf=8, ndf=8, num_downs=5, num_layers=2)
+  if config.data.crop_size:
+    config.data.image_size, config.data.crop_size = 36, 32
+
+
+def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
   source = data_lib.Source(config.dataset, "train")
   if config.task == "complete_top_half":
     return {"target": data_lib.Field(source, "image")}
@@ -183,7 +206,7 @@ def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> Pix2Pi
   target_shape = tuple(info.field_shapes["target"])
   input_shape = tuple(info.field_shapes.get("input", target_shape))
   if input_shape[:2] != target_shape[:2]:
-    raise data_lib.DataError(f"the pairs' images differ in size ({input_shape[:2]} and "
+    raise errors.DataError(f"the pairs' images differ in size ({input_shape[:2]} and "
                              f"{target_shape[:2]}); set data.image_size")
   generator = UNetGenerator(target_shape[-1], model.ngf, model.num_downs, model.num_dropout,
                             dtype=dtype)
@@ -222,14 +245,11 @@ class Pix2PixEvaluation:
                    np.asarray(_side(held_out, spec["input"].feature).images[:count]))
     self.labels = None if held_out.labels is None else held_out.labels[:count]
     if variant.task == "complete_top_half" and self.labels is None:
-      raise data_lib.DataError(f"completion accuracy needs class labels, and "
+      raise errors.DataError(f"completion accuracy needs class labels, and "
                                f"{config.dataset!r} ({config.eval.split}) has none")
     target_train, target_held_out = _side(train, target_feature), _side(held_out,
                                                                         target_feature)
-    network = evaluation.create_feature_network(config.eval, target_train, target_held_out)
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6576616C)  # "eval"
-    self.evaluator = evaluation.DatasetEvaluator(config, target_train, target_held_out,
-                                                 network, key)
+    self.evaluator = evaluator.dataset_evaluator(config, target_train, target_held_out)
     self._translate = jax.jit(variant.translate)
     self._inputs = jax.jit(variant.inputs)
 
@@ -239,14 +259,15 @@ class Pix2PixEvaluation:
 
   def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
     params, batch_stats = ema_lib.generator_state(state)
-    batch, key = self.config.eval.batch_size, jax.random.PRNGKey(self.config.seed)
-    inputs, outputs = [], []
-    for start in range(0, len(self.inputs), batch):
-      model_inputs = self._model_inputs(self.inputs[start:start + batch])
-      inputs.append(np.asarray(model_inputs))
-      outputs.append(np.asarray(self._translate(params, batch_stats, model_inputs,
-                                                jax.random.fold_in(key, start))))
-    inputs, outputs = np.concatenate(inputs), np.concatenate(outputs)
+    key = jax.random.PRNGKey(self.config.seed)
+
+    def translate(rows: slice):
+      model_inputs = self._model_inputs(self.inputs[rows])
+      return model_inputs, self._translate(params, batch_stats, model_inputs,
+                                           jax.random.fold_in(key, rows.start))
+
+    inputs, outputs = batching.in_batches(translate, len(self.inputs),
+                                          self.config.eval.batch_size)
     targets = np.asarray(data_lib.to_model_range(self.targets))
     features, probs = self.evaluator.features(outputs)
     result = {"l1": float(np.mean(np.abs(outputs - targets)) / 2.0),

@@ -14,27 +14,23 @@ same network and labelled examples, D never sees an unlabelled or a generated im
 still trains, against a D that ignores it). G minimises the mean squared distance between
 the mean features of real and generated batches on D's last hidden layer.
 
-The networks are the paper's for MNIST: G z(100) -> softplus 500 -> softplus 500 (batch
-norm) -> sigmoid pixels with weight norm; D Gaussian noise (std 0.3 on [0, 1] pixels, 0.5
-between layers) -> 1000 -> 500 -> 250 -> 250 -> 250 ReLU layers -> K logits, every layer
-weight-normalised. Evaluation adds `ssl_test_accuracy`, D's accuracy on the held-out
-split, and it picks the best checkpoint.
+The networks are the paper's for MNIST (gax/models/ssgan.py). Evaluation adds
+`ssl_test_accuracy`, D's accuracy on the held-out split, and it picks the best checkpoint.
 """
 
 import dataclasses
-import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
-from gax import config_base
-from gax import data as data_lib
+from gax import config_base, errors, models
+from gax.data import datasets as data_lib
+from gax.evaluation import batching
+from gax.models import ssgan as networks
 from gax.variants import base, gan
 
 HPARAMS = {**gan.HPARAMS, "loss.unsupervised_weight": "unsupervised_weight"}
@@ -57,75 +53,42 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   config.data.labeled_seed = 0  # which labelled examples; the same for every run seed
 
 
-def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
+RULES = [
+    ("model.noise_dim", config_base.at_least(1), "must be >= 1"),
+    ("model.g_hidden", config_base.sizes, "must be a tuple of layer widths >= 1"),
+    ("model.d_hidden", config_base.sizes, "must be a tuple of layer widths >= 1"),
+    ("model.input_noise", config_base.at_least(0), "must be >= 0 (the std of D's input noise)"),
+    ("model.hidden_noise", config_base.at_least(0),
+     "must be >= 0 (the std of D's hidden noise)"),
+    ("model.weight_norm", lambda v: isinstance(v, bool), "must be True or False"),
+    ("loss.unsupervised_weight", config_base.at_least(0), "must be >= 0"),
+    ("data.num_labeled", config_base.at_least(1), "must be >= 1 (labelled training examples)"),
+    ("data.labeled_seed", config_base.at_least(0), "must be >= 0"),
+]
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  config_base.check_choice("model.noise", config.model.noise, models.NOISE)
+  gan.validate_losses(config)
+  config_base.check_rules(config, RULES)
   if config.data.num_labeled < config.batch_size:
-    raise config_base.ConfigError(
+    raise errors.ConfigError(
         f"data.num_labeled = {config.data.num_labeled} is smaller than batch_size = "
         f"{config.batch_size}; every step draws a labelled batch of batch_size examples, "
         f"so choose num_labeled >= {config.batch_size} or a smaller batch")
+
+
+def tiny(config: ml_collections.ConfigDict) -> None:
+  config.model.g_hidden, config.model.d_hidden = (32,), (32, 16)
+
+
+def batch_spec(config: ml_collections.ConfigDict) -> data_lib.BatchSpec:
   subset = dict(num_labeled=config.data.num_labeled, subset_seed=config.data.labeled_seed)
   labeled = data_lib.Source(config.dataset, "train", "labeled", **subset)
   return {"image": data_lib.Field(data_lib.Source(config.dataset, "train", "unlabeled",
                                                   **subset)),
           "labeled_image": data_lib.Field(labeled, "image"),
           "labeled_label": data_lib.Field(labeled, "label")}
-
-
-def _dense(features: int, weight_norm: bool, dtype) -> nn.Module:
-  layer = nn.Dense(features, dtype=dtype)
-  return nn.WeightNorm(layer) if weight_norm else layer
-
-
-class SSGANGenerator(nn.Module):
-  """z -> softplus layers with batch norm -> pixels (a sigmoid, mapped to [-1, 1])."""
-
-  image_shape: tuple[int, int, int]
-  hidden: Sequence[int] = (500, 500)
-  weight_norm: bool = True
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, z, labels=None, train: bool = True):
-    del labels  # unconditional
-    x = z
-    for width in self.hidden:
-      x = nn.Dense(width, use_bias=False, dtype=self.dtype)(x)
-      x = nn.softplus(nn.BatchNorm(use_running_average=not train, dtype=self.dtype)(x))
-    x = _dense(math.prod(self.image_shape), self.weight_norm, self.dtype)(x)
-    return (2.0 * nn.sigmoid(x) - 1.0).reshape((z.shape[0], *self.image_shape))
-
-
-class SSGANDiscriminator(nn.Module):
-  """Image -> K class logits, with Gaussian noise on the input and between layers in
-  training. Returns {"logit": logsumexp of the class logits, "features": the last hidden
-  layer, "class_logits"}."""
-
-  num_classes: int
-  hidden: Sequence[int] = (1000, 500, 250, 250, 250)
-  input_noise: float = 0.3
-  hidden_noise: float = 0.5
-  weight_norm: bool = True
-  dtype: Any = jnp.float32
-
-  def _noisy(self, x, std: float, train: bool):
-    if not train or not std:
-      return x
-    return x + std * jax.random.normal(self.make_rng("dropout"), x.shape, x.dtype)
-
-  @nn.compact
-  def __call__(self, images, labels=None, train: bool = True):
-    del labels
-    x = (images.reshape((images.shape[0], -1)) + 1.0) / 2.0  # the paper's [0, 1] pixels
-    x = self._noisy(x, self.input_noise, train)
-    for i, width in enumerate(self.hidden):
-      if i:
-        x = self._noisy(x, self.hidden_noise, train)
-      x = nn.relu(_dense(width, self.weight_norm, self.dtype)(x))
-    features = x
-    class_logits = _dense(self.num_classes, self.weight_norm, self.dtype)(
-        self._noisy(x, self.hidden_noise, train)).astype(jnp.float32)
-    return {"logit": jax.nn.logsumexp(class_logits, axis=-1), "features": features,
-            "class_logits": class_logits}
 
 
 def supervised_loss(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -196,18 +159,17 @@ class SSGANEvaluation(gan.GANEvaluation):
     super().__init__(config, variant)
     held_out = data_lib.load_dataset(config.data, config.dataset, config.eval.split)
     if held_out.labels is None:
-      raise data_lib.DataError(f"the ssgan evaluation needs class labels in "
+      raise errors.DataError(f"the ssgan evaluation needs class labels in "
                                f"{config.dataset!r} ({config.eval.split!r}); it has none")
     self.images = data_lib.to_model_range(held_out.images)
     self.labels_held_out = held_out.labels
     self._classify = jax.jit(variant.classify)
 
   def accuracy(self, state: dict[str, Any]) -> float:
-    batch_size = self.config.eval.batch_size
-    predictions = [np.asarray(self._classify(state["params"], state["batch_stats"],
-                                             self.images[start:start + batch_size]))
-                   for start in range(0, len(self.images), batch_size)]
-    return float(np.mean(np.concatenate(predictions) == self.labels_held_out))
+    predictions = batching.in_batches(
+        lambda rows: self._classify(state["params"], state["batch_stats"], self.images[rows]),
+        len(self.images), self.config.eval.batch_size)
+    return float(np.mean(predictions == self.labels_held_out))
 
   def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
     return {**super().__call__(state), "ssl_test_accuracy": self.accuracy(state)}
@@ -215,12 +177,12 @@ class SSGANEvaluation(gan.GANEvaluation):
 
 def create(config: ml_collections.ConfigDict, info: data_lib.DataInfo) -> SSGAN:
   if not info.num_classes:
-    raise data_lib.DataError("the ssgan variant needs class labels; choose a labelled "
+    raise errors.DataError("the ssgan variant needs class labels; choose a labelled "
                              "dataset (mnist5k, digits, mnist, fashion_mnist, cifar10, ...)")
   dtype = jnp.dtype(config.dtype)
-  generator = SSGANGenerator(info.field_shapes["image"], tuple(config.model.g_hidden),
+  generator = networks.SSGANGenerator(info.field_shapes["image"], tuple(config.model.g_hidden),
                              config.model.weight_norm, dtype)
-  discriminator = SSGANDiscriminator(info.num_classes, tuple(config.model.d_hidden),
+  discriminator = networks.SSGANDiscriminator(info.num_classes, tuple(config.model.d_hidden),
                                      config.model.input_noise, config.model.hidden_noise,
                                      config.model.weight_norm, dtype)
   return SSGAN(generator, discriminator, num_label_classes=info.num_classes,

@@ -1,0 +1,1 @@
+"""Launching many runs: sweeps of trials, here as processes or on SLURM."""

@@ -1,0 +1,105 @@
+"""Writing files so that a crash leaves either the old file or the new one, never half."""
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from gax import errors
+
+
+def write_atomically(path: Path, payload: bytes | str) -> None:
+  """Writes to a temporary sibling, then renames it over `path`."""
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  partial = path.with_name(f"{path.name}.partial{os.getpid()}")
+  if isinstance(payload, str):
+    payload = payload.encode()
+  partial.write_bytes(payload)
+  partial.replace(path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+  write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, **arrays)
+  write_atomically(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def exclusive(path: Path):
+  """Holds an exclusive flock on `path` (waiting for it), so that processes sharing a
+  cache build each entry once; where the lock file cannot be made, it goes on unlocked."""
+  path = Path(path)
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
+  except OSError:
+    yield
+    return
+  with handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    yield
+
+
+def read_json_or_set_aside(path: Path, may_move: bool = True) -> Any | None:
+  """A JSON file gax wrote, or None when it is absent; one that cannot be parsed (torn,
+  or foreign) is moved to `<name>.unreadable` with a warning, never deleted."""
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except (ValueError, UnicodeDecodeError) as e:
+    aside = path.with_name(path.name + ".unreadable")
+    if may_move:
+      path.replace(aside)
+    logging.warning("%s cannot be read (%s: %s); %s", path, type(e).__name__, e,
+                    f"moved it to {aside.name}" if may_move else "ignored it")
+    return None
+
+
+class WorkdirLock:
+  """Holds an exclusive lock on `workdir/lock` while a run uses the workdir.
+
+  The lock is an flock on an open file, so the operating system releases it when its
+  process dies, however it dies: a stale lock file from a killed run is simply taken.
+  """
+
+  def __init__(self, workdir: Path):
+    self.path = Path(workdir) / "lock"
+    self._file = None
+
+  def __enter__(self) -> "WorkdirLock":
+    import socket
+    import time
+
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    handle = self.path.open("a+")
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      handle.seek(0)
+      holder = handle.read().strip() or "another process"
+      handle.close()
+      raise errors.WorkdirBusyError(
+          f"workdir {self.path.parent} is in use by a live gax run ({holder}); wait for "
+          "it to finish or choose another --workdir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    self._file = handle
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._file.close()  # closing releases the flock
