@@ -103,6 +103,10 @@ def run_command(command: Callable[[], None]) -> None:
     fail(str(e))
   except errors.NonFiniteError as e:
     fail(str(e), exit_code=3)
+  except errors.TrialsFailed as e:
+    fail(str(e), exit_code=1)
+  except errors.Stopped as e:
+    fail(str(e), exit_code=e.exit_code)
   except OSError as e:
     if e.errno not in _STORAGE_ERRORS and not isinstance(e, errors.SaveError):
       _crash()

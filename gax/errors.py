@@ -33,6 +33,17 @@ class TrialsFailed(RuntimeError):
   """Some trials of a sweep exited non-zero; the others' results are in the summary."""
 
 
+class Stopped(RuntimeError):
+  """A command stopped by a signal before its work was done; the exit code says which
+  (128 + the signal's number, as a shell reports it)."""
+
+  def __init__(self, signal_name: str, message: str):
+    import signal  # noqa: PLC0415 (only this error needs it)
+
+    super().__init__(message)
+    self.exit_code = 128 + int(signal.Signals[signal_name])
+
+
 # How tensorstore names the storage failures it reports inside a ValueError.
 _STATUS_ERRNO = {"RESOURCE_EXHAUSTED": errno.ENOSPC, "PERMISSION_DENIED": errno.EACCES,
                  "NOT_FOUND": errno.ENOENT}

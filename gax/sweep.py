@@ -31,12 +31,9 @@ SLURM_OPTIONS: dict[str, Any] = {}
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    cli.run_command(lambda: sweeps.run_sweep(FLAGS.config, FLAGS.sweep, FLAGS.workdir,
-                                      FLAGS.parallel, FLAGS.dry_run, FLAGS.population,
-                                      FLAGS.launcher, SLURM_OPTIONS))
-  except errors.TrialsFailed as e:
-    cli.fail(str(e), exit_code=1)
+  cli.run_command(lambda: sweeps.run_sweep(FLAGS.config, FLAGS.sweep, FLAGS.workdir,
+                                           FLAGS.parallel, FLAGS.dry_run, FLAGS.population,
+                                           FLAGS.launcher, SLURM_OPTIONS))
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ user would, and prints the table of messages and exit codes.
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -285,17 +286,313 @@ def fid_cases(scratch: Path) -> list[tuple[str, list[str], str]]:
 
 def main():
   with tempfile.TemporaryDirectory() as scratch:
-    rows = []
-    for what, argv in command_line_cases(Path(scratch)):
+    scratch = Path(scratch)
+    workdir = scratch / "trained"
+    subprocess.run([sys.executable, "-m", "gax.main",
+                    "--config=configs/dcgan_mnist.py:recipe=radford", f"--workdir={workdir}",
+                    "--config.batch_size=8", "--config.num_train_steps=2",
+                    "--config.log_every=1", "--config.checkpoint_every=2",
+                    "--config.num_samples=4"], cwd=ROOT, check=True, capture_output=True)
+    cases = [(what, argv) for what, argv in command_line_cases(scratch / "lines")]
+    cases += [(what, argv) for what, argv, _, _ in command_cases(scratch / "commands",
+                                                                  workdir)]
+    print("| case | command | exit | gax: error lines | traceback | the line |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for what, argv in cases:
+      start = time.perf_counter()
       result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+      seconds = time.perf_counter() - start
       errors = [line for line in result.stderr.splitlines() if line.startswith("gax: error")]
       message = errors[-1] if errors else result.stderr.strip().splitlines()[-1][:200]
       traceback = "Traceback" in result.stderr
-      rows.append(f"| {what} | {result.returncode} | {len(errors)} | "
-                  f"{'yes' if traceback else 'no'} | {message.replace('|', '/')} |")
-      print(rows[-1], flush=True)
-  print(f"\n{len(rows)} cases")
+      command = next((a for a in argv if a.startswith("gax.")), "gax.fid")
+      print(f"| {what} | {command} | {result.returncode} | {len(errors)} | "
+            f"{'yes' if traceback else 'no'} | {message.replace('|', '/')[:300]} "
+            f"({seconds:.1f} s) |", flush=True)
+    print(f"\n{len(cases)} cases")
 
 
 if __name__ == "__main__":
   main()
+
+
+def _statistics_files(root: Path) -> dict[str, Path]:
+  """.npz statistics no Fréchet distance is defined on, by what is wrong with them."""
+  root.mkdir(parents=True, exist_ok=True)
+  eye = np.eye(4)
+  bad = {"nan": (np.array([0.0, np.nan, 0.0, 0.0]), eye),
+         "inf": (np.zeros(4), np.diag([1.0, np.inf, 1.0, 1.0])),
+         "strings": (np.array(["a", "b"]), np.array([["a", "b"], ["c", "d"]])),
+         "zero_dim": (np.zeros(0), np.zeros((0, 0))),
+         "asymmetric": (np.zeros(4), eye + np.triu(np.ones((4, 4)), 1)),
+         "not_psd": (np.zeros(4), np.diag([1.0, -2.0, 1.0, 1.0]))}
+  paths = {}
+  for name, (mu, sigma) in bad.items():
+    paths[name] = root / f"{name}.npz"
+    np.savez(paths[name], mu=mu, sigma=sigma)
+  paths["good"] = root / "good.npz"
+  np.savez(paths["good"], mu=np.zeros(4), sigma=eye)
+  return paths
+
+
+def _image_folders(root: Path) -> dict[str, Path]:
+  """A folder of one image, one of 40, and one whose only image claims 100,000 x 100,000
+  pixels."""
+  from PIL import Image  # noqa: PLC0415
+
+  folders = {name: root / name for name in ("one", "forty", "bomb")}
+  for folder in folders.values():
+    folder.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folders["one"] / "0.png")
+  for i in range(40):
+    Image.fromarray(np.full((8, 8), i, np.uint8)).save(folders["forty"] / f"{i}.png")
+  (folders["bomb"] / "0.png").write_bytes(bomb_png(100_000, 100_000))
+  return folders
+
+
+def bomb_png(width: int, height: int) -> bytes:
+  """A PNG whose header claims width x height grey pixels, with almost no data."""
+  import struct  # noqa: PLC0415
+  import zlib  # noqa: PLC0415
+
+  def chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+  header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+  return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+          + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def _edited_runs(workdir: Path, root: Path) -> dict[str, Path]:
+  """Copies of a trained run with a file damaged or edited, by what was done."""
+  import json  # noqa: PLC0415
+  import shutil  # noqa: PLC0415
+
+  runs = {}
+  for name in ("cgan", "acgan", "empty_encoder", "damaged_encoder", "garbage_config"):
+    runs[name] = root / name
+    if not runs[name].exists():
+      shutil.copytree(workdir, runs[name], ignore=shutil.ignore_patterns("lock"))
+  for variant in ("cgan", "acgan"):
+    path = runs[variant] / "config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "variant": variant}))
+  for name, payload in (("empty_encoder", b""), ("damaged_encoder", b"\x93 not msgpack")):
+    (runs[name] / "inference").mkdir(exist_ok=True)
+    (runs[name] / "inference" / "encoder.msgpack").write_bytes(payload)
+  (runs["garbage_config"] / "config.json").write_text("{ not json")
+  return runs
+
+
+def _sweep_files(root: Path) -> dict[str, Path]:
+  """Sweep files that cannot give trials, by what is wrong with them."""
+  root.mkdir(parents=True, exist_ok=True)
+  texts = {"raises_on_import.py": "x = 1\nraise RuntimeError('boom')\n",
+           "raises_inside.py": "def sweep(add):\n  add(seed=1)\n  raise KeyError('lr')\n",
+           "syntax.py": "def sweep(add:\n",
+           "positional.py": "def sweep(add):\n  add(1, 2)\n",
+           "no_parameter.py": "def sweep():\n  pass\n",
+           "no_sweep.py": "x = 1\n",
+           "trials.txt": "seed=1\n",
+           "empty_variant.py": "def sweep(add):\n  add(variant='')\n",
+           "relative_variant.py": "def sweep(add):\n  add(variant='.foo')\n",
+           "module_variant.py": "def sweep(add):\n  add(variant='json')\n",
+           "one_fails.py": (
+               "TINY = {'batch_size': 8, 'num_train_steps': 2, 'log_every': 1,\n"
+               "        'checkpoint_every': 2, 'num_samples': 4}\n"
+               "def sweep(add):\n  add(seed=0, **TINY)\n"
+               "  add(**{'seed': 1, 'dataset': 'folder:/no/such/folder'}, **TINY)\n")}
+  for name, text in texts.items():
+    (root / name).write_text(text)
+  return {Path(name).stem: root / name for name in texts}
+
+
+def _population_files(root: Path) -> dict[str, Path]:
+  import json  # noqa: PLC0415
+
+  root.mkdir(parents=True, exist_ok=True)
+  members = {"empty_workdir": ["a", ""], "same_workdir": ["a", "b/../a"],
+             "nested_workdir": ["a", "a/b"], "absolute_workdir": ["a", "/tmp/x"]}
+  paths = {}
+  for name, workdirs in members.items():
+    paths[name] = root / f"{name}.json"
+    paths[name].write_text(json.dumps({"members": [{"workdir": w, "overrides": {"seed": i}}
+                                                   for i, w in enumerate(workdirs)]}))
+  return paths
+
+
+def command_cases(scratch: Path, workdir: Path) -> list[tuple[str, list[str], str, int]]:
+  """Bad input to every command beyond config values: (what, argv, part of the one line
+  it must print, exit code). `workdir` is a trained tiny run of configs/dcgan_mnist.py
+  (radford), which no case may change."""
+  import shutil  # noqa: PLC0415
+
+  python = sys.executable
+  main = [python, "-m", "gax.main"]
+  config = ["--config=configs/dcgan_mnist.py:recipe=radford", "--config.batch_size=8",
+            "--config.num_train_steps=2", "--config.log_every=1",
+            "--config.checkpoint_every=2", "--config.num_samples=4"]
+  evaluate = [python, "-m", "gax.evaluate"]
+  sample = [python, "-m", "gax.sample"]
+  infer = [python, "-m", "gax.infer"]
+  fid = [python, "-m", "gax.fid"]
+  sweep = [python, "-m", "gax.sweep", "--config=configs/dcgan_mnist.py:recipe=radford"]
+  a_file = scratch / "a_file"
+  a_file.write_text("not a directory")
+  stats = _statistics_files(scratch / "stats")
+  images = _image_folders(scratch / "images")
+  runs = _edited_runs(workdir, scratch / "runs")
+  sweeps = _sweep_files(scratch / "sweeps")
+  populations = _population_files(scratch / "populations")
+  samples_file = scratch / "samples_file"
+  (samples_file / "samples").parent.mkdir(parents=True, exist_ok=True)
+  (samples_file / "samples").write_text("a file where gax writes its grids")
+  array_records = scratch / "records"
+  array_records.mkdir(parents=True, exist_ok=True)
+  (array_records / "empty.array_record").write_bytes(b"")
+  (array_records / "garbage.array_record").write_bytes(b"garbage" * 10)
+  cases = [
+      ("gax.main --workdir is a file", [*main, *config, f"--workdir={a_file}"],
+       "is a file, not a directory", 2),
+      ("gax.main --workdir below a file", [*main, *config, f"--workdir={a_file / 'run'}"],
+       f"{a_file} is a file, not a directory", 2),
+      ("gax.main on a workdir whose samples/ is a file",
+       [*main, *config, f"--workdir={samples_file}"], "samples is a file, not a directory",
+       2),
+      ("gax.main with data.workers=1000", [*main, *config, f"--workdir={scratch / 'w1'}",
+       f"--config.dataset=folder:{images['forty']}", "--config.data.pipeline=stream",
+       "--config.data.workers=1000"], "config.data.workers = 1000 decoding processes", 2),
+      ("gax.main on an empty ArrayRecord file",
+       [*main, *config, f"--workdir={scratch / 'w2'}",
+        f"--config.dataset=arrayrecord:{array_records / 'empty.array_record'}"],
+       "as ArrayRecord files of encoded images", 2),
+      ("gax.main on a garbage ArrayRecord file",
+       [*main, *config, f"--workdir={scratch / 'w3'}",
+        f"--config.dataset=arrayrecord:{array_records / 'garbage.array_record'}"],
+       "as ArrayRecord files of encoded images", 2),
+      ("gax.main on a folder whose only image is a decompression bomb",
+       [*main, *config, f"--workdir={scratch / 'w4'}",
+        f"--config.dataset=folder:{images['bomb']}"], "more pixels than PIL's limit", 2),
+      ("gax.main with ssgan's num_labeled the whole training set",
+       [*main, "--config=configs/ssgan_mnist.py:num_labeled=4000",
+        f"--workdir={scratch / 'w5'}"], "takes every training example of 'mnist5k'", 2),
+      ("gax.main with config.variant ''", [*main, *config, f"--workdir={scratch / 'w6'}",
+                                          "--config.variant="], "unknown variant ''", 2),
+      ("gax.main with config.variant '.foo'",
+       [*main, *config, f"--workdir={scratch / 'w6'}", "--config.variant=.foo"],
+       "unknown variant '.foo'", 2),
+      ("gax.main with a module that is not a variant",
+       [*main, *config, f"--workdir={scratch / 'w6'}", "--config.variant=json"],
+       "json lacks HPARAMS", 2),
+      *((f"gax.main --population with a {name.replace('_', ' ')}",
+         [*main, *config, f"--workdir={scratch / 'w7'}", f"--population={path}"],
+         message, 2) for name, path, message in (
+             ("empty_workdir", populations["empty_workdir"], "must be a relative path"),
+             ("absolute_workdir", populations["absolute_workdir"],
+              "must be a relative path"),
+             ("same_workdir", populations["same_workdir"], "share a workdir"),
+             ("nested_workdir", populations["nested_workdir"], "one holds the other"))),
+      ("gax.evaluate --num_samples=1000000000",
+       [*evaluate, f"--workdir={workdir}", "--num_samples=1000000000"],
+       "evaluating --num_samples = 1000000000 images would need", 2),
+      ("gax.evaluate --num_samples=-5", [*evaluate, f"--workdir={workdir}",
+                                         "--num_samples=-5"], "--num_samples=-5 must be 0",
+       2),
+      ("gax.evaluate --num_samples=1", [*evaluate, f"--workdir={workdir}",
+                                        "--num_samples=1"], "--num_samples=1 must be 0", 2),
+      ("gax.evaluate on a config.json edited to cgan",
+       [*evaluate, f"--workdir={runs['cgan']}"], "describes a 'cgan' run", 2),
+      ("gax.evaluate on a config.json edited to acgan",
+       [*evaluate, f"--workdir={runs['acgan']}"], "describes a 'acgan' run", 2),
+      ("gax.evaluate on a config.json that is not JSON",
+       [*evaluate, f"--workdir={runs['garbage_config']}"], "cannot be read as a gax config",
+       2),
+      ("gax.evaluate --step=7", [*evaluate, f"--workdir={workdir}", "--step=7"],
+       "--step=7 is not a checkpoint of this run", 2),
+      ("gax.sample --num_images=1000000000",
+       [*sample, f"--workdir={workdir}", "--num_images=1000000000"],
+       "--num_images = 1000000000 and --walks x --walk_steps", 2),
+      ("gax.sample --num_images=0", [*sample, f"--workdir={workdir}", "--num_images=0"],
+       "--num_images and --walks must be >= 1", 2),
+      ("gax.sample --out is a file", [*sample, f"--workdir={workdir}", f"--out={a_file}"],
+       "--out=", 2),
+      ("gax.sample on a config.json edited to cgan",
+       [*sample, f"--workdir={runs['cgan']}"], "describes a 'cgan' run", 2),
+      ("gax.sample --labels on an unconditional run",
+       [*sample, f"--workdir={workdir}", "--labels=3"], "needs a class-conditional run", 2),
+      ("gax.sample --reconstruct without an inference network",
+       [*sample, f"--workdir={workdir}", "--reconstruct"], "has no inference network", 2),
+      ("gax.sample --reconstruct with an empty encoder file",
+       [*sample, f"--workdir={runs['empty_encoder']}", "--reconstruct"],
+       "cannot be read as this run's encoder", 2),
+      ("gax.sample --reconstruct with a damaged encoder file",
+       [*sample, f"--workdir={runs['damaged_encoder']}", "--reconstruct"],
+       "cannot be read as this run's encoder", 2),
+      ("gax.infer --batch_size=100000000",
+       [*infer, f"--workdir={workdir}", "--batch_size=100000000"],
+       "--batch_size = 100000000 (the encoder's training step) would need", 2),
+      ("gax.infer --steps=0", [*infer, f"--workdir={workdir}", "--steps=0"],
+       "--steps=0 must be >= 1", 2),
+      *((f"gax.fid on statistics with {name.replace('_', ' ')}",
+         [*fid, str(stats[name]), str(stats["good"])], message, 2)
+        for name, message in (("nan", "holds NaN or infinity"),
+                              ("inf", "holds NaN or infinity"),
+                              ("strings", "not real numbers"),
+                              ("zero_dim", "with F >= 1"),
+                              ("asymmetric", "is not symmetric"),
+                              ("not_psd", "has a negative eigenvalue"))),
+      ("gax.fid on a folder of one image", [*fid, str(images["one"]), str(stats["good"])],
+       "holds 1 image(s); statistics need at least 2", 2),
+      ("gax.fid on a decompression bomb", [*fid, str(images["bomb"]), str(stats["good"])],
+       "more pixels than PIL's limit", 2),
+      ("gax.fid --save_stats onto a directory",
+       [*fid, "--save_stats", str(stats["good"]), str(scratch / "stats")],
+       "does not end in .npz", 2),
+      ("gax.fid --save_stats onto a directory named .npz",
+       [*fid, "--save_stats", str(stats["good"]), str(scratch / "stats_dir.npz")],
+       "that is a directory", 2),
+      ("gax.fid --save_stats below a file",
+       [*fid, "--save_stats", str(stats["good"]), str(a_file / "out.npz")],
+       "is a file, not a directory", 2),
+      ("gax.fid --save_stats --save_features of statistics without features",
+       [*fid, "--save_stats", "--save_features", str(stats["good"]),
+        str(scratch / "out.npz")], "holds statistics without their features", 2),
+      *((f"gax.sweep with a sweep file that {what}",
+         [*sweep, f"--sweep={sweeps[name]}", f"--workdir={scratch / 'sw'}"], message, 2)
+        for name, what, message in (
+            ("raises_on_import", "raises on import", "RuntimeError: boom (line 2)"),
+            ("raises_inside", "raises inside sweep(add)", "KeyError: 'lr' (line 3)"),
+            ("syntax", "has a syntax error", "syntax error at line 1"),
+            ("positional", "calls add(1, 2)", "add() takes dotted config paths as keywords"),
+            ("no_parameter", "defines sweep() without add", "sweep(add) raised TypeError"),
+            ("no_sweep", "defines no sweep", "defines no sweep(add) function"),
+            ("trials", "is a .txt file", "trials.txt is not a .py file"),
+            ("empty_variant", "names the variant ''", "unknown variant ''"),
+            ("relative_variant", "names the variant '.foo'", "unknown variant '.foo'"),
+            ("module_variant", "names a module that is not a variant",
+             "json lacks HPARAMS"))),
+      ("gax.sweep --sweep is a directory",
+       [*sweep, f"--sweep={scratch / 'sweeps'}", f"--workdir={scratch / 'sw'}"],
+       "that is a directory", 2),
+      ("gax.sweep --workdir is a file",
+       [*sweep, f"--sweep={ROOT / 'experiments' / 'sweep_dcgan_lr_seed.py'}",
+        f"--workdir={a_file}"], "is a file, not a directory", 2),
+      ("gax.sweep with a SLURM option of the wrong type",
+       [*sweep, f"--sweep={sweeps['one_fails']}", f"--workdir={scratch / 'sw'}",
+        "--launcher=slurm", "--slurm.cluster=local", "--slurm.timeout_min=abc"],
+       "options refused by submitit", 2),
+      ("gax.sweep with a negative SLURM option",
+       [*sweep, f"--sweep={sweeps['one_fails']}", f"--workdir={scratch / 'sw'}",
+        "--launcher=slurm", "--slurm.cluster=local", "--slurm.timeout_min=-5"],
+       "--slurm.timeout_min=-5: must be >= 0", 2),
+      ("gax.sweep with a trial that fails",
+       [*sweep, f"--sweep={sweeps['one_fails']}", f"--workdir={scratch / 'sweep_fails'}"],
+       "1 of 2 jobs failed, the others finished", 1),
+  ]
+  if shutil.which("srun") is None:
+    cases.append(("gax.sweep --launcher=slurm where there is no SLURM",
+                  [*sweep, f"--sweep={sweeps['one_fails']}", f"--workdir={scratch / 'sw'}",
+                   "--launcher=slurm"], 'Could not detect "srun"', 2))
+  (scratch / "stats_dir.npz").mkdir(exist_ok=True)
+  return cases

@@ -83,6 +83,15 @@ def test_saved_statistics_give_the_fid_that_the_images_give(tmp_path, weights):
   via_stats = result_of(gax_fid(tmp_path / "a_stats.npz", tmp_path / "b.npz",
                                 "--metrics=fid,dc", weights=weights))
   assert via_stats["fid"] == pytest.approx(direct["fid"], rel=1e-5)
+  # Saved again from the saved file: gax.fid reads back what it wrote, features included.
+  again = result_of(gax_fid("--save_stats", "--save_features", tmp_path / "a_stats.npz",
+                            tmp_path / "again.npz", weights=weights))
+  assert again["num_images"] == 10
+  with np.load(tmp_path / "a_stats.npz") as first, np.load(tmp_path / "again.npz") as second:
+    for name in ("mu", "sigma", "features"):
+      np.testing.assert_array_equal(first[name], second[name])
+  assert result_of(gax_fid(tmp_path / "again.npz", tmp_path / "a_stats.npz",
+                           "--metrics=fid,kid"))["fid"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_two_gaussians_given_as_statistics_give_the_closed_form(tmp_path):

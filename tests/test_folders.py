@@ -1,6 +1,7 @@
 """Folder datasets (gax/data/folders.py): layouts, labels, splits, pairs, channels and
 bad files; training through them (DCGAN, CycleGAN, pix2pix)."""
 
+import logging
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from gax import config_base, errors
 from gax.data import datasets as data_lib
+from gax.data import folders
 from gax.training import train
 
 
@@ -174,3 +176,28 @@ def test_gax_main_refuses_unpaired_names_in_one_line_and_keeps_the_workdir(bad_f
   errors = [line for line in result.stderr.splitlines() if line.startswith("gax: error")]
   assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
   assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_sixteen_bit_images_are_read_at_their_true_values(tmp_path):
+  values = (np.arange(8 * 8).reshape(8, 8) * 1000).astype(np.uint16)  # 0 .. 63,000
+  for split in ("train", "test"):
+    for i in range(4):
+      write(values, tmp_path / split / f"{i}.png")
+  config = load_config("dcgan_mnist").data
+  dataset = data_lib.load_dataset(config, f"folder:{tmp_path}", "train")
+  expected = np.round(values / 257.0).astype(np.uint8)
+  assert dataset.images.shape == (4, 8, 8, 1)
+  np.testing.assert_array_equal(dataset.images[0, ..., 0], expected)
+  np.testing.assert_array_equal(folders.read_folder(tmp_path / "train")[0, ..., 0],
+                                expected)  # gax.fid's reading
+
+
+def test_a_decompression_bomb_among_images_is_skipped_and_named(tmp_path, caplog):
+  caplog.set_level(logging.WARNING, logger="absl")
+  for i in range(20):
+    write(np.full((8, 8), i, np.uint8), tmp_path / "train" / f"{i:02d}.png")
+  (tmp_path / "train" / "bomb.png").write_bytes(bad_input_cases.bomb_png(100_000, 100_000))
+  config = load_config("dcgan_mnist").data
+  config.max_bad_fraction = 0.1
+  dataset = data_lib.load_dataset(config, f"folder:{tmp_path}", "train")
+  assert len(dataset) == 20 and "bomb.png" in caplog.text

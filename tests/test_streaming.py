@@ -4,14 +4,17 @@ sources; files that break after the scan."""
 
 import io
 import logging
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from array_record.python.array_record_module import ArrayRecordWriter
-from helpers import load_config, read_metrics, restore_params, straight_and_resumed, tiny
+from helpers import ROOT, load_config, read_metrics, restore_params, straight_and_resumed, tiny
 from image_files import class_folder, digits
 from PIL import Image
 
@@ -158,3 +161,49 @@ def test_the_pipeline_reads_ahead_only_its_prefetch(digit_folder):
     batches.close()
   # Memory follows batch x prefetch: 3 batches taken, at most a few more decoded.
   assert 3 * 8 <= counting.reads <= (3 + 2 + 2) * 8
+
+
+def _descendants(pid: int) -> set[int]:
+  """The pids of every process below `pid` (Linux /proc)."""
+  children = {}
+  for entry in Path("/proc").iterdir():
+    try:
+      parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+      continue
+    children.setdefault(parent, []).append(int(entry.name))
+  found, pending = set(), [pid]
+  while pending:
+    for child in children.get(pending.pop(), []):
+      found.add(child)
+      pending.append(child)
+  return found
+
+
+def _alive(pid: int) -> bool:
+  try:
+    state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+  except OSError:
+    return False
+  return state != "Z"
+
+
+def test_no_decoding_worker_outlives_a_killed_streaming_run(digit_folder, tmp_path):
+  process = subprocess.Popen(
+      [sys.executable, "-m", "gax.main", "--config=configs/dcgan_mnist.py:recipe=radford",
+       f"--workdir={tmp_path / 'run'}", f"--config.dataset=folder:{digit_folder}",
+       "--config.data.pipeline=stream", "--config.data.workers=2",
+       "--config.batch_size=8", "--config.num_train_steps=100000", "--config.log_every=1"],
+      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  metrics, deadline = tmp_path / "run" / "metrics.jsonl", time.monotonic() + 300
+  while not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+    assert process.poll() is None and time.monotonic() < deadline, "it never trained"
+    time.sleep(0.1)
+  workers = _descendants(process.pid)
+  assert len(workers) >= 2  # the decoding workers (and multiprocessing's helpers)
+  process.kill()
+  process.wait()
+  deadline = time.monotonic() + 10
+  while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    time.sleep(0.1)
+  assert not [pid for pid in workers if _alive(pid)], "workers outlived the killed run"

@@ -216,9 +216,12 @@ def test_sigterm_to_a_sweep_stops_its_trials_and_writes_the_summary(tmp_path):
     time.sleep(0.1)
   process.send_signal(signal.SIGTERM)
   _, stderr = process.communicate(timeout=300)
-  assert process.returncode == 0, stderr[-3000:]
+  assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
   assert "Stopped by SIGTERM: the running trials checkpointed and stopped; 1 not started" in (
       stderr)
+  assert stderr.strip().splitlines()[-1] == (
+      "gax: error: stopped by SIGTERM: 2 of 2 trials unfinished; run the same command "
+      "again to continue (finished trials are skipped)")
   log = (tmp_path / "w" / "000_seed=1" / "log.txt").read_text()
   assert "Stopped by SIGTERM after step" in log
   assert any(p.name.isdigit() for p in (tmp_path / "w" / "000_seed=1" / "checkpoints").iterdir())

@@ -243,8 +243,11 @@ def _array_record_reader(name: str, split: str, cfg: ml_collections.ConfigDict):
     raise errors.DataError(f"{name}: no files match {pattern.replace('{split}', split)}")
   try:
     return readers.ArrayRecordReader(paths, cfg.image_size, cfg.channels)
-  except errors.DataError as e:
-    raise errors.DataError(f"{name}: {e}") from None
+  except (errors.DataError, *readers.UNREADABLE, RuntimeError) as e:  # RuntimeError:
+    # ArrayRecord's own refusal of a file that is not one (empty, or garbage)
+    raise errors.DataError(f"{name}: cannot read {', '.join(paths[:3])} as ArrayRecord "
+                           f"files of encoded images ({str(e).splitlines()[0][:200]})"
+                           ) from None
 
 
 def _reader(data_config: ml_collections.ConfigDict, name: str, split: str, lazy: bool):
@@ -356,6 +359,11 @@ def load_source(data_config: ml_collections.ConfigDict, source: Source,
                           source.subset_seed)
   if source.subset == "unlabeled":
     chosen = np.setdiff1d(np.arange(len(dataset)), chosen)
+    if not len(chosen):
+      raise errors.DataError(
+          f"data.num_labeled = {source.num_labeled} takes every training example of "
+          f"{source.dataset!r} ({len(dataset)}), leaving none without labels for the "
+          "unsupervised side; choose fewer labelled examples")
   return dataclasses.replace(
       dataset, images=dataset.images[chosen], labels=dataset.labels[chosen],
       images_b=None if dataset.images_b is None else dataset.images_b[chosen])

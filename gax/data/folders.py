@@ -26,7 +26,6 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 from absl import logging
-from PIL import Image
 
 from gax import errors
 from gax.data import readers
@@ -126,9 +125,9 @@ def _headers(files: list[Path]) -> list[tuple[tuple[int, int], str] | Exception]
 
   def one(path):
     try:
-      with Image.open(path) as image:
+      with readers.open_image(path) as image:
         return image.size, image.mode
-    except (OSError, ValueError, SyntaxError) as e:
+    except readers.UNREADABLE as e:
       return e
 
   with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -147,10 +146,13 @@ def _drop_unreadable(columns: list[list[Path]], root: Path, max_bad_fraction: fl
     logging.warning("Skipping %d of %d images whose files cannot be read: %s%s", len(bad),
                     count, names, " ..." if len(bad) > 5 else "")
     if len(bad) > max_bad_fraction * count:
-      raise errors.DataError(f"{len(bad)} of {count} images in {root} cannot be read (more than "
-                      f"data.max_bad_fraction = {max_bad_fraction}), the first: "
-                      f"{columns[0][bad[0]].relative_to(root)}; fix or remove them, or "
-                      "raise the share")
+      first = next(h for column in headers for h in (column[bad[0]],)
+                   if isinstance(h, Exception))
+      raise errors.DataError(
+          f"{len(bad)} of {count} images in {root} cannot be read (more than "
+          f"data.max_bad_fraction = {max_bad_fraction}), the first: "
+          f"{columns[0][bad[0]].relative_to(root)} ({str(first).splitlines()[0][:200]}); "
+          "fix or remove them, or raise the share")
   keep = [i for i in range(count) if i not in set(bad)]
   return ([[files[i] for i in keep] for files in columns],
           [[column[i] for i in keep] for column in headers])
@@ -224,9 +226,11 @@ def read_folder(folder: Path) -> np.ndarray:
   images, sizes = [], {}
   for path in paths:
     try:
-      with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as e:
+      with readers.open_image(path) as image:
+        pixels = np.asarray(readers.to_eight_bits(image).convert("RGB"))
+    except errors.DataError:
+      raise
+    except readers.UNREADABLE as e:
       raise errors.DataError(f"cannot read image {path}: {e}") from None
     sizes.setdefault(pixels.shape[:2], []).append(path)
     images.append(pixels)

@@ -2,11 +2,27 @@
 (gax/data/in_memory.py), or decoded as read by grain worker processes
 (gax/data/streaming.py). Both read the same seeded order."""
 
+import math
+import os
+
 from absl import logging
 
-from gax import errors
+from gax import errors, memory
 from gax.data import datasets as data_lib
 from gax.data import in_memory, streaming
+
+
+def check_workers(data_config, bytes_per_batch: int) -> None:
+  """Refuses more decoding processes than the machine runs (twice its CPUs), or buffers
+  (workers x prefetch batches) larger than its memory."""
+  cpus = os.cpu_count() or 1
+  if data_config.workers > 2 * cpus:
+    raise errors.ConfigError(
+        f"config.data.workers = {data_config.workers} decoding processes on a machine of "
+        f"{cpus} CPUs; allowed: 0 to {2 * cpus} (twice the CPUs)")
+  memory.check(max(data_config.workers, 1) * data_config.prefetch * bytes_per_batch,
+               f"the streaming buffers (data.workers = {data_config.workers} x "
+               f"data.prefetch = {data_config.prefetch} batches)", memory.host_bytes())
 
 
 def create_batches(data_config, spec: data_lib.BatchSpec, batch_size: int,
@@ -36,6 +52,8 @@ def create_batches(data_config, spec: data_lib.BatchSpec, batch_size: int,
   labelled = [datasets[f.source].num_classes for f in spec.values() if f.feature == "label"]
   num_classes = max(labelled) if labelled else None
   if stream:
+    check_workers(data_config, sum(math.prod(a.shape[1:]) for a in arrays.values())
+                  * batch_size * batches_per_step)
     first_row, rows = (0, batch_size) if whole_batches else streaming.process_rows(batch_size)
     logging.info("Input pipeline: streaming %.1f MB of decoded images from the host, "
                  "%d worker process(es), %d batches of prefetch each; rows %d to %d of "

@@ -12,6 +12,8 @@ import concurrent.futures
 import dataclasses
 import io
 import os
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +25,12 @@ from gax import errors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                   ".ppm", ".pgm")
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# PIL's modes of 16-bit grey images (and "I", 32-bit integers, as 16-bit files open).
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+# What PIL raises for a file it cannot decode, or whose header claims more pixels than
+# its limit (a decompression bomb): a file to skip or refuse, never a crash.
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -51,8 +58,38 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
   return resized.reshape(size, size, image.shape[-1])
 
 
+def open_image(stored) -> Image.Image:
+  """PIL's image of a path or of encoded bytes, its header read; a header that claims
+  more pixels than PIL's limit is one clear error."""
+  try:
+    return Image.open(io.BytesIO(stored) if isinstance(stored, bytes) else stored)
+  except Image.DecompressionBombError as e:
+    name = "the encoded image" if isinstance(stored, bytes) else str(stored)
+    raise errors.DataError(
+        f"{name}: its header claims more pixels than PIL's limit of "
+        f"{Image.MAX_IMAGE_PIXELS:,} per image ({e}); a damaged file or a decompression "
+        "bomb, refused") from None
+
+
+def to_eight_bits(image: Image.Image) -> Image.Image:
+  """The image with 8-bit channels: 16-bit grey scaled to 0..255 at its true values
+  (v / 257, rounded), other modes as they are; 32-bit float images are refused."""
+  if image.mode == "F":
+    raise errors.DataError(f"{getattr(image, 'filename', '') or 'an image'} holds 32-bit "
+                           "floats; gax reads images of 8 or 16 bits per channel")
+  if image.mode not in _WIDE_MODES:
+    return image
+  values = np.asarray(image).astype(np.int64)
+  if values.size and (values.min() < 0 or values.max() > 65535):
+    raise errors.DataError(f"{getattr(image, 'filename', '') or 'an image'} holds 32-bit "
+                           "integers outside 0..65535; gax reads 8 or 16 bits per channel")
+  return Image.fromarray(((values + 128) // 257).astype(np.uint8), "L")
+
+
 def _to_channels(image: Image.Image, channels: int) -> Image.Image:
-  """Grey ("L") or RGB; transparent pixels are composited over white first."""
+  """Grey ("L") or RGB, from 8 or 16 bits per channel; transparent pixels are composited
+  over white first."""
+  image = to_eight_bits(image)
   if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and
                                            "transparency" in image.info):
     rgba = image.convert("RGBA")
@@ -72,7 +109,7 @@ class Decoding:
 
   def __call__(self, stored) -> np.ndarray:
     """`stored`: a path or the encoded bytes."""
-    with Image.open(io.BytesIO(stored) if isinstance(stored, bytes) else stored) as image:
+    with open_image(stored) as image:
       image.load()  # a truncated file fails here, not later
       if self.half:
         width, height = image.size
@@ -187,7 +224,7 @@ class ArrayRecordReader(_OpenedInEachProcess):
     self._length = len(self._open())
     if not self._length:
       raise errors.DataError(f"{', '.join(self.paths)} hold no records")
-    with Image.open(io.BytesIO(self.record(0))) as first:
+    with open_image(self.record(0)) as first:
       channels = channels or channels_of_mode(first.mode)
       width, height = first.size
     self.decoding = Decoding(image_size, channels)
@@ -264,7 +301,7 @@ def read_all(reader, max_bad_fraction: float, threads: int | None = None
   def one(index):
     try:
       return reader.read(index)
-    except (OSError, ValueError, SyntaxError) as e:  # what PIL raises for broken files
+    except UNREADABLE as e:
       return e
 
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
@@ -292,3 +329,17 @@ def read_all(reader, max_bad_fraction: float, threads: int | None = None
     features[name] = np.stack(values).astype(np.int32 if name == "label" else np.uint8)
   return features, kept
 
+
+
+def exit_with_parent(interval_s: float = 0.5) -> None:
+  """In a worker process: ends it as soon as its parent is gone, however the parent
+  ended (SIGKILL included), so no decoding worker outlives a run. A daemon thread polls
+  the parent's pid; the orphan is handed to another parent when its own dies."""
+  parent = os.getppid()
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(interval_s)
+    os._exit(0)
+
+  threading.Thread(target=watch, name="gax-exit-with-parent", daemon=True).start()

@@ -17,7 +17,9 @@ In a multi-process run each process decodes only the rows of the batch its own d
 hold (`process_rows`); populations read whole batches in every process.
 
 An example whose file fails to decode in a worker (a truncated file that passed the
-header scan) is replaced by the next example that decodes, with a warning naming it.
+header scan, or one replaced by an image of another size) is replaced by the next example
+that decodes, with a warning naming it once. Decoding workers end with their parent
+process, however it ends.
 """
 
 import atexit
@@ -34,7 +36,7 @@ from absl import flags, logging
 
 from gax import errors
 from gax.data import datasets as data_lib
-from gax.data import in_memory
+from gax.data import in_memory, readers
 
 _ORDER_WINDOW_INDICES = 2 ** 22  # int32 indices per order file (16 MiB) ...
 _ORDER_WINDOW_EPOCHS = 1024  # ... and at most this many epochs
@@ -54,6 +56,12 @@ def _permutations(key, epochs, num_examples):
                                                    num_examples))(epochs)
 
 
+def _worker_init(worker_index: int, worker_count: int) -> None:
+  """Each decoding worker ends with the process that started it, however that ends."""
+  del worker_index, worker_count
+  readers.exit_with_parent()
+
+
 class Rows:
   """The examples of batches [first_batch, first_batch + num_batches), `row_count` rows
   from `row_start` of each, in order: what grain's workers read (picklable)."""
@@ -66,6 +74,7 @@ class Rows:
     self.batch_size, self.first_batch, self.num_batches = batch_size, first_batch, num_batches
     self.row_start, self.row_count = row_start, row_count
     self._order = None
+    self._warned = set()
 
   def __getstate__(self):
     state = dict(self.__dict__)
@@ -83,20 +92,32 @@ class Rows:
     return int(self._order[epoch - self.first_epoch,
                            position * self.batch_size + self.row_start + k % self.row_count])
 
+  def _decoded(self, index: int) -> dict[str, np.ndarray]:
+    """Example `index`, its images at the dataset's shape; raises what decoding raises, or
+    ValueError for an image of another shape (a file replaced since the scan)."""
+    example = self.reader.read(index)
+    out = {name: np.asarray(example[feature]) for name, feature in self.fields.items()}
+    for name, feature in self.fields.items():
+      if feature != "label" and out[name].shape != tuple(self.reader.image_shape):
+        raise ValueError(f"its image is {out[name].shape}, not the dataset's "
+                         f"{tuple(self.reader.image_shape)} (changed since the scan?)")
+    return out
+
   def __getitem__(self, k: int) -> dict[str, np.ndarray]:
     index = self.example_index(k)
     for attempt in range(_MAX_SUBSTITUTES):
       candidate = (index + attempt) % len(self.reader)
       try:
-        example = self.reader.read(candidate)
-        break
-      except (OSError, ValueError, SyntaxError) as e:
-        logging.warning("Cannot decode %s (%s); using the next example in its place",
-                        self.reader.name(candidate), e)
-    else:
-      raise errors.DataError(f"{_MAX_SUBSTITUTES} examples in a row from "
-                               f"{self.reader.name(index)} cannot be decoded")
-    return {name: np.asarray(example[feature]) for name, feature in self.fields.items()}
+        return self._decoded(candidate)
+      except readers.UNREADABLE as e:
+        name = self.reader.name(candidate)
+        if name not in self._warned:  # once per file, however often it is read
+          self._warned.add(name)
+          logging.warning("Cannot decode %s (%s); using the next example in its place "
+                          "(said once per file)", name, str(e).splitlines()[0][:200])
+    raise errors.DataError(f"{_MAX_SUBSTITUTES} examples in a row from "
+                           f"{self.reader.name(index)} cannot be decoded; the dataset "
+                           "changed while it was read?")
 
 
 class _SourceStream:
@@ -130,7 +151,8 @@ class _SourceStream:
                           prefetch_buffer_size=batches.prefetch))
     if batches.num_workers:
       dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=batches.num_workers, per_worker_buffer_size=batches.prefetch))
+          num_workers=batches.num_workers, per_worker_buffer_size=batches.prefetch),
+          worker_init_fn=_worker_init)
     if not flags.FLAGS.is_parsed():  # grain reads its absl flags; a library caller has none
       flags.FLAGS.mark_as_parsed()
     self._iterator = iter(dataset)

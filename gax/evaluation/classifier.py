@@ -157,8 +157,8 @@ def load_or_train(train: data_lib.ImageDataset, held_out: data_lib.ImageDataset,
   if train.labels is None or held_out.labels is None:
     raise errors.DataError(
         f"dataset {train.name!r} has no labels, so gax cannot train its digit feature "
-        "network on it; pass another feature extractor (--features=module:function, see "
-        "the README's section on evaluation)")
+        "network on it; give another feature network with "
+        "--config.eval.features=inception or =package.module:function (README: Evaluation)")
   num_classes = train.num_classes or int(max(train.labels.max(), held_out.labels.max())) + 1
   shape = "x".join(map(str, train.image_shape))
   path = (Path(cache_dir or default_cache_dir()) / "classifiers"

@@ -71,6 +71,8 @@ def executor_parameters(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         f"{PREFIX}cluster={cluster}: must be 'slurm' or 'local' (submitit's LocalExecutor)")
   parameters = {}
   for key, value in options.items():
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+      raise errors.ConfigError(f"{PREFIX}{key}={value}: must be >= 0")
     if key == "gpus_per_job":
       parameters["gpus_per_node"] = value
     elif key in shared:
@@ -89,7 +91,12 @@ def create_executor(folder: Path, options: dict[str, Any]):
   """A submitit AutoExecutor writing its job files under `folder`."""
   submitit = _submitit()
   cluster, parameters = executor_parameters(options)
-  executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+  try:
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+  except RuntimeError as e:  # submitit's "Could not detect srun"
+    raise errors.ConfigError(
+        f"--launcher=slurm: {e} (--slurm.cluster=local runs the same array of jobs on "
+        "this machine)") from None
   try:
     executor.update_parameters(name="gax-sweep", **parameters)
   except (AssertionError, NameError, TypeError, ValueError) as e:  # submitit's own checks

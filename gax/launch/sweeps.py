@@ -19,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,11 @@ def summarize(workdir: Path, trials: list[tuple[str, dict[str, Any]]]) -> list[d
 
 def write_summary(workdir: Path, rows: list[dict]) -> None:
   columns = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
-  partial = workdir / f"summary.csv.partial{os.getpid()}"
-  with partial.open("w", newline="") as f:
+  with files.partial_file(workdir / "summary.csv") as partial, partial.open(
+      "w", newline="") as f:
     writer = csv.DictWriter(f, columns)
     writer.writeheader()
     writer.writerows(rows)
-  partial.replace(workdir / "summary.csv")
   cell = lambda v: f"{v:.5g}" if isinstance(v, float) else ("" if v is None else str(v))
   lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
@@ -151,13 +151,15 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
   if parallel < 1:
     raise errors.ConfigError(f"--parallel={parallel} must be >= 1 (trials at once)")
   slurm_options = slurm_options or {}
-  if launcher == "slurm":
-    slurm.executor_parameters(slurm_options)  # a bad option is refused before any job
+  if launcher == "slurm":  # a bad option, or no SLURM here, is refused before any job
+    with tempfile.TemporaryDirectory() as scratch:
+      slurm.create_executor(Path(scratch), slurm_options)
   elif slurm_options:
     raise errors.ConfigError(
         f"{slurm.PREFIX}{next(iter(slurm_options))}: SLURM options need --launcher=slurm")
   path, _, arg = config_arg.partition(":")
   workdir = Path(workdir)
+  files.check_directory(workdir, "--workdir")
   trials = []
   for index, overrides in enumerate(load_trials(sweep_file)):
     config = config_base.load_config_file(path, arg or None)
@@ -191,8 +193,15 @@ def run_sweep(config_arg: str, sweep_file: str, workdir: str, parallel: int = 1,
       failed = _run_here(pending, workdir, parallel, stop)
   rows = summarize(workdir, [(name, overrides) for name, overrides, _ in trials])
   write_summary(workdir, rows)
-  if failed and not stop.received:
-    raise errors.TrialsFailed("jobs failed: " + ", ".join(f"{w} ({why})" for w, why in failed))
+  if stop.received:
+    left = [name for name in steps if not slurm.is_finished(workdir / name, steps[name])]
+    raise errors.Stopped(stop.received, f"stopped by {stop.received}: {len(left)} of "
+                         f"{len(trials)} trials unfinished; run the same command again to "
+                         "continue (finished trials are skipped)")
+  if failed:
+    raise errors.TrialsFailed(
+        f"{len(failed)} of {len(jobs)} jobs failed, the others finished (summary.csv): "
+        + "; ".join(f"{w.name}: {why}" for w, why in failed))
   return rows
 
 
@@ -215,7 +224,8 @@ def _run_here(pending: list, workdir: Path, parallel: int, stop: signals.StopSig
       _, name, log = running.pop(process)
       log.close()
       if process.returncode != 0:
-        failed.append((workdir / name, f"exit {process.returncode}, see its log.txt"))
+        failed.append((workdir / name, f"exit {process.returncode}, log "
+                                       f"{workdir / name / 'log.txt'}"))
   return failed
 
 
@@ -244,8 +254,17 @@ def _run_on_slurm(pending: list, workdir: Path, options: dict[str, Any],
     try:
       handle.result()
     except Exception as e:  # noqa: BLE001 (submitit re-raises the job's own error)
-      failed.append((workdir / job, str(e).strip().splitlines()[-1][:300]))
+      failed.append((workdir / job, _reason(e)))
   return failed
+
+
+def _reason(error: Exception) -> str:
+  """The line of a failed job's error that says why: submitit wraps the job's own error
+  in its traceback, between rules of dashes."""
+  lines = [line.strip() for line in str(error).splitlines()
+           if line.strip() and set(line.strip()) - set("-=")]
+  said = [line.split(": ", 1)[1] for line in lines if "Error: " in line]
+  return (said or lines or [type(error).__name__])[-1][:300]
 
 
 def _start_trials(pending: list, running: dict, parallel: int, workdir: Path) -> None:

@@ -14,15 +14,55 @@ from absl import logging
 from gax import errors
 
 
+@contextlib.contextmanager
+def partial_file(path: Path):
+  """A temporary sibling of `path` to write, renamed over `path` when the block ends
+  well; removed when it fails, and the failure (full disk, no permission, a directory in
+  the way) names `path` itself."""
+  path = Path(path)
+  partial = path.with_name(f"{path.name}.partial{os.getpid()}")
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yield partial
+    partial.replace(path)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      partial.unlink()
+    raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+  except BaseException:
+    with contextlib.suppress(OSError):
+      partial.unlink()
+    raise
+
+
 def write_atomically(path: Path, payload: bytes | str) -> None:
   """Writes to a temporary sibling, then renames it over `path`."""
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(f"{path.name}.partial{os.getpid()}")
   if isinstance(payload, str):
     payload = payload.encode()
-  partial.write_bytes(payload)
-  partial.replace(path)
+  with partial_file(path) as partial:
+    partial.write_bytes(payload)
+
+
+def check_directory(path: Path, what: str) -> None:
+  """Raises ConfigError when `path` (or a folder above it) exists as something other
+  than a directory, or cannot be written: before any work that would write there."""
+  path = Path(path)
+  for node in (path, *path.parents):
+    if node.exists():
+      if not node.is_dir():
+        raise errors.ConfigError(f"{what}={path}: {node} is a file, not a directory")
+      if not os.access(node, os.W_OK | os.X_OK):
+        raise errors.ConfigError(f"{what}={path}: {node} is not writable")
+      return
+
+
+def check_writable_file(path: Path, what: str) -> None:
+  """Raises ConfigError when file `path` cannot be written: a directory in its place, or
+  a folder above it that is a file or not writable."""
+  path = Path(path)
+  if path.is_dir():
+    raise errors.ConfigError(f"{what} {path}: that is a directory; give a file name")
+  check_directory(path.parent, what)
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gax.storage import files
+
 
 def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
   """uint8 [N, H, W, C] -> one uint8 [rows*(H+pad)+pad, cols*(W+pad)+pad, C] image."""
@@ -29,17 +31,14 @@ def _to_pil(image: np.ndarray, scale: int) -> Image.Image:
 
 def save_png(path: Path, image: np.ndarray, scale: int = 2) -> None:
   """Writes the image through a temporary file, so a crash never leaves half a PNG."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  partial = path.with_suffix(".png.partial")
-  _to_pil(image, scale).save(partial, format="PNG")
-  partial.replace(path)
+  with files.partial_file(path) as partial:
+    _to_pil(image, scale).save(partial, format="PNG")
 
 
 def save_gif(frames: Sequence[Path], path: Path, frame_ms: int = 200) -> None:
   """Animates PNG frames in order; the last frame is held longer."""
   images = [Image.open(f).convert("P") for f in frames]
   durations = [frame_ms] * (len(images) - 1) + [frame_ms * 5]
-  partial = path.with_suffix(".gif.partial")
-  images[0].save(partial, format="GIF", save_all=True, append_images=images[1:],
-                 duration=durations, loop=0)
-  partial.replace(path)
+  with files.partial_file(path) as partial:
+    images[0].save(partial, format="GIF", save_all=True, append_images=images[1:],
+                   duration=durations, loop=0)

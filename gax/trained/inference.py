@@ -30,7 +30,7 @@ import optax
 from absl import logging
 from flax import serialization
 
-from gax import errors
+from gax import errors, memory
 from gax.data import datasets as data_lib
 from gax.evaluation import batching, classifier
 from gax.storage import files
@@ -143,18 +143,36 @@ def check_run(run: trained_run.TrainedRun) -> None:
         "is needed)")
 
 
+def check_step_memory(inference: Inference, features, recipe: InferenceRecipe, params,
+                      image_shape: tuple[int, ...], conditional: bool) -> None:
+  """Refuses a `--batch_size` whose encoder step the device cannot hold (traced, not
+  run)."""
+  real = jax.ShapeDtypeStruct((recipe.batch_size, *image_shape), jnp.float32)
+  labels = jax.ShapeDtypeStruct((recipe.batch_size,), jnp.int32) if conditional else None
+  gradient = jax.grad(lambda p, x, y: encoder_loss(
+      inference, features, recipe.feature_weight, p, x, y, jax.random.PRNGKey(0))[0])
+  memory.check(memory.intermediate_bytes(gradient, params, real, labels),
+               f"--batch_size = {recipe.batch_size} (the encoder's training step)",
+               memory.device_bytes(), "the device")
+
+
 def train_encoder(run: trained_run.TrainedRun, recipe: InferenceRecipe
                   ) -> tuple[Any, list[dict[str, float]]]:
   """E's parameters after `recipe.steps` steps, and its logged losses."""
   check_run(run)
   recipe.check()
   train = data_lib.load_dataset(run.config.data, run.config.dataset, "train")
+  if train.labels is None:
+    raise errors.DataError(
+        f"the inference network reconstructs in the digit classifier's features, which "
+        f"gax trains on class labels, and {run.config.dataset!r} has none")
   features = _digit_features(digit_classifier(run, train, held_out_examples(run)))
   inference = Inference(run, Encoder(run.variant.sampler.noise_dim))
   conditional = bool(inference.sampler.num_classes)
   key = jax.random.PRNGKey(recipe.seed)
   params = inference.encoder.init(jax.random.fold_in(key, 2**31 - 1),
                                   jnp.zeros((1, *train.image_shape)))["params"]
+  check_step_memory(inference, features, recipe, params, train.image_shape, conditional)
   optimizer = optax.adam(recipe.learning_rate)
   opt_state = optimizer.init(params)
   images = jnp.asarray(train.images)
@@ -233,7 +251,16 @@ def load(run: trained_run.TrainedRun) -> tuple[Inference, Any]:
   image_shape = held_out_examples(run).image_shape
   template = inference.encoder.init(jax.random.PRNGKey(0),
                                     jnp.zeros((1, *image_shape)))["params"]
-  return inference, serialization.from_bytes(template, path.read_bytes())
+  try:
+    params = serialization.from_bytes(template, path.read_bytes())
+    if jax.tree.structure(params) != jax.tree.structure(template):
+      raise ValueError("its parameters are not this encoder's")
+  except Exception as e:  # noqa: BLE001 (msgpack raises many types for damaged bytes)
+    raise errors.ConfigError(
+        f"{path} cannot be read as this run's encoder ({type(e).__name__}: "
+        f"{str(e).splitlines()[0][:200] if str(e) else 'damaged'}); train it again with "
+        f"`python -m gax.infer --workdir={run.workdir}`") from None
+  return inference, params
 
 
 def run_inference(workdir: str, step: str | None, recipe: InferenceRecipe) -> dict:

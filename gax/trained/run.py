@@ -10,7 +10,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from gax import errors, variants
+from gax import errors, memory, variants
 from gax.data import datasets as data_lib
 from gax.storage import files
 from gax.training import checkpoint as checkpoint_lib
@@ -93,6 +93,25 @@ def data_info(config: ml_collections.ConfigDict, records: dict) -> data_lib.Data
   return train.load_batches(config).info
 
 
+def create_variant(config: ml_collections.ConfigDict, info: data_lib.DataInfo, path: Path):
+  """The run's variant from its saved config and recorded data shapes; a config.json
+  that cannot describe this run (edited, or another run's) is one line naming it."""
+  try:
+    variants.validate(config)
+    fields = set(variants.batch_spec(config))
+  except (errors.ConfigError, errors.DataError) as e:
+    raise errors.ConfigError(f"{path}: {e}") from None
+  if fields != set(info.field_shapes):
+    raise errors.ConfigError(
+        f"{path} describes a {config.variant!r} run, whose batches hold "
+        f"{', '.join(sorted(fields))}, but this run trained on "
+        f"{', '.join(sorted(info.field_shapes))}: the file was edited, or is another run's")
+  try:
+    return variants.create(config, info)
+  except (errors.ConfigError, errors.DataError) as e:
+    raise errors.ConfigError(f"{path}: {e}") from None
+
+
 def load(workdir: str | Path, step: str | None = None,
          config: ml_collections.ConfigDict | None = None) -> TrainedRun:
   """The run in `workdir` at checkpoint `step`; `config` replaces its saved one."""
@@ -100,7 +119,7 @@ def load(workdir: str | Path, step: str | None = None,
   saved, records = read_run(workdir)
   config = config or saved
   directory, step_number = checkpoint_to_read(workdir, step)
-  variant = variants.create(config, data_info(config, records))
+  variant = create_variant(config, data_info(config, records), workdir / "config.json")
   like = jax.jit(lambda: train.create_train_state(
       variant, optim.create_optimizers(config), train.stream_keys(config.seed),
       train.hyperparameters(config), ema_lib.enabled(config)))()
@@ -141,9 +160,15 @@ def evaluate_workdir(workdir: str | Path, step: str | None = None,
                      num_samples: int = 0) -> dict[str, Any]:
   """Evaluates a checkpoint of the run in `workdir` (the variant's evaluator) and writes
   the result to eval/step_N.json."""
-  config, _ = read_run(Path(workdir))
+  if num_samples < 0 or num_samples == 1:
+    raise errors.ConfigError(f"--num_samples={num_samples} must be 0 (the run's "
+                             "eval.num_samples) or >= 2")
+  config, records = read_run(Path(workdir))
   if num_samples:
     config.eval.num_samples = num_samples
+  memory.check_evaluation(config.eval.num_samples,
+                          data_info(config, records).field_shapes,
+                          "--num_samples" if num_samples else "eval.num_samples")
   run = load(workdir, step, config)
   evaluate = run.variant.create_evaluator(config)
   result = {"step": run.step, **evaluate(ema_lib.chosen(run.state, config))}

@@ -24,6 +24,16 @@ from gax.training import checkpoint as checkpoint_lib
 from gax.training import config_changes, health, update
 from gax.variants import ema
 
+# The folders a run writes in its workdir.
+WORKDIR_FOLDERS = ("samples", "checkpoints", "eval", "best_checkpoint")
+
+
+def check_workdir(workdir: Path) -> None:
+  """Refuses a workdir (or a folder a run writes there) that exists as a file or cannot
+  be written, before anything is read or written."""
+  for name in ("", *WORKDIR_FOLDERS):
+    files.check_directory(Path(workdir) / name, "--workdir")
+
 
 class RunOutputs:
   """One run's workdir, as the training loop writes it."""

@@ -15,6 +15,7 @@ overrides keyed by dotted config paths, as in sweep files.
 import copy
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,24 @@ def read_population_file(path: str) -> list[tuple[Path, dict[str, Any]]]:
         '{"members": [{"workdir": "...", "overrides": {"seed": 1}}, ...]}') from None
   if not parsed:
     raise errors.ConfigError(f"--population={path} lists no members")
-  if len({w.absolute() for w, _ in parsed}) < len(parsed):
-    raise errors.ConfigError(f"--population={path}: two members share a workdir")
+  check_member_workdirs(path, [w for w, _ in parsed])
   return parsed
+
+
+def check_member_workdirs(path: str, workdirs: list[Path]) -> None:
+  """Refuses member workdirs that are empty, leave --workdir, or share or nest in one
+  another (relative ones are taken under --workdir)."""
+  normal = [Path(os.path.normpath(w)) for w in workdirs]
+  for given, workdir in zip(workdirs, normal):
+    if str(given) in ("", ".") or workdir.is_absolute() or ".." in workdir.parts:
+      raise errors.ConfigError(
+          f"--population={path}: member workdir {str(given)!r} must be a relative path "
+          "inside --workdir, e.g. \"seed0\"")
+  for i, a in enumerate(normal):
+    for b in normal[i + 1:]:
+      if a == b or a in b.parents or b in a.parents:
+        raise errors.ConfigError(f"--population={path}: members {str(a)!r} and {str(b)!r} "
+                                 "share a workdir, or one holds the other")
 
 
 def write_population_file(path: Path, members: list[tuple[Path, dict[str, Any]]]) -> None:
@@ -287,6 +303,8 @@ def train_population(config: ml_collections.ConfigDict,
                      members: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
   """Trains each (workdir, overrides) member as `train_and_evaluate` would, all of them in
   one compiled program; returns each member's last logged metrics."""
+  for workdir, _ in members:
+    outputs.check_workdir(workdir)
   configs = member_configs(config, [overrides for _, overrides in members])
   run = create_run(config, configs)
   is_writer = jax.process_index() == 0

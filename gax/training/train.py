@@ -27,7 +27,7 @@ from gax.data import in_memory, pipeline
 from gax.storage import files
 from gax.training import health, optim, sharding, signals
 from gax.training import update as update_lib
-from gax.training.outputs import RunOutputs
+from gax.training.outputs import RunOutputs, check_workdir
 from gax.variants import ema as ema_lib
 
 NETWORKS = ("generator", "discriminator")
@@ -286,8 +286,9 @@ def run_in_workdirs(run: Run, outputs, workdirs: list[Path]) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains (resuming from the newest intact checkpoint in `workdir`); returns the last
   logged metrics. SIGTERM or SIGINT stop it after the current step with a checkpoint."""
-  run = create_run(config)
   workdir = Path(workdir)
+  check_workdir(workdir)
+  run = create_run(config)
   workdir.mkdir(parents=True, exist_ok=True)
   outputs = RunOutputs(workdir, config, run.variant, jax.process_index() == 0,
                        monitor=health.create_monitor(config, run.variant,
