@@ -122,6 +122,7 @@ def base_config() -> ml_collections.ConfigDict:
       inception_resize="bilinear",  # to 299: as pytorch-fid; "pil_bicubic": as clean-fid
       inception_batch_size=50,
       classifier_seed=0,
+      classifier_steps=800,  # the digit classifier's training steps (its recipe's)
       cache_dir=config_dict.placeholder(str),  # None: $GAX_CACHE_DIR or ~/.cache/gax
       kid_subsets=100,
       kid_subset_size=1000,
@@ -320,8 +321,8 @@ RULES = [
     ("eval.parzen_sigma_range", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
      and 0 < v[0] <= v[1], "must be (low, high) with 0 < low <= high"),
     *((f"eval.{name}", at_least(1), "must be >= 1") for name in (
-        "batch_size", "kid_subsets", "kid_subset_size", "pr_k", "dc_k", "is_splits",
-        "parzen_num_sigmas", "inception_batch_size")),
+        "batch_size", "classifier_steps", "kid_subsets", "kid_subset_size", "pr_k", "dc_k",
+        "is_splits", "parzen_num_sigmas", "inception_batch_size")),
     *((name, at_least(1), "must be >= 1") for name in (
         "log_every", "sample_every", "checkpoint_every", "num_samples", "keep_checkpoints")),
 ]

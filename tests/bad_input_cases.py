@@ -534,6 +534,12 @@ def command_cases(scratch: Path, workdir: Path) -> list[tuple[str, list[str], st
        "--batch_size = 100000000 (the encoder's training step) would need", 2),
       ("gax.infer --steps=0", [*infer, f"--workdir={workdir}", "--steps=0"],
        "--steps=0 must be >= 1", 2),
+      ("gax.infer --learning_rate=0", [*infer, f"--workdir={workdir}", "--learning_rate=0"],
+       "--learning_rate must be > 0", 2),
+      ("gax.infer --step=7", [*infer, f"--workdir={workdir}", "--step=7"],
+       "--step=7 is not a checkpoint of this run", 2),
+      ("gax.infer on a directory that is no workdir", [*infer, f"--workdir={scratch}"],
+       "has no config.json: not a gax workdir", 2),
       *((f"gax.fid on statistics with {name.replace('_', ' ')}",
          [*fid, str(stats[name]), str(stats["good"])], message, 2)
         for name, message in (("nan", "holds NaN or infinity"),

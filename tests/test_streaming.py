@@ -167,6 +167,8 @@ def _descendants(pid: int) -> set[int]:
   """The pids of every process below `pid` (Linux /proc)."""
   children = {}
   for entry in Path("/proc").iterdir():
+    if not entry.name.isdigit():
+      continue
     try:
       parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):

@@ -72,6 +72,12 @@ def _shift(images: Array, key: Array, max_shift: int) -> Array:
   return jax.vmap(crop)(padded, offsets)
 
 
+def recipe_of(eval_config) -> ClassifierRecipe:
+  """The digit classifier a run's `config.eval` asks for."""
+  return ClassifierRecipe(seed=eval_config.classifier_seed,
+                          steps=eval_config.classifier_steps)
+
+
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int,
                      recipe: ClassifierRecipe) -> dict:
   """Trains DigitCNN on uint8 images; returns its params. Deterministic given the recipe."""

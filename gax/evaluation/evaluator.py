@@ -53,7 +53,7 @@ def create_feature_network(eval_config: ml_collections.ConfigDict,
   """
   name = eval_config.features
   if name == "digit_classifier":
-    recipe = classifier.ClassifierRecipe(seed=eval_config.classifier_seed)
+    recipe = classifier.recipe_of(eval_config)
     extract = classifier.load_or_train(train, held_out, recipe, eval_config.cache_dir)
     return FeatureNetwork(extract, accuracy=extract.accuracy)
   if name == "inception":

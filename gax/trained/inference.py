@@ -127,7 +127,7 @@ def encoder_loss(inference: Inference, features, feature_weight: float, encoder_
 def digit_classifier(run: trained_run.TrainedRun, train: data_lib.ImageDataset,
                      held_out: data_lib.ImageDataset) -> classifier.DigitClassifier:
   """The run's evaluation classifier (cached; trained on the train split if absent)."""
-  recipe = classifier.ClassifierRecipe(seed=run.config.eval.classifier_seed)
+  recipe = classifier.recipe_of(run.config.eval)
   return classifier.load_or_train(train, held_out, recipe, run.config.eval.cache_dir)
 
 

@@ -136,7 +136,7 @@ def create_monitor(config: ml_collections.ConfigDict, variant, reference: np.nda
     held_out = data.load_source(config.data, data.Source(config.dataset, config.eval.split))
     if train.labels is not None and held_out.labels is not None:
       network = classifier.load_or_train(
-          train, held_out, classifier.ClassifierRecipe(seed=config.eval.classifier_seed),
+          train, held_out, classifier.recipe_of(config.eval),
           config.eval.cache_dir)
       monitor.classify, monitor.num_classes = network.predict, network.num_classes
   return monitor
