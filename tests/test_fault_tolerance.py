@@ -200,5 +200,5 @@ def test_an_unusable_workdir_is_reported_in_one_line(tmp_path):
   blocker.write_text("precious\n")
   result = _run(blocker / "run", 2)
   assert result.returncode == 2 and "Traceback" not in result.stderr
-  assert "Not a directory" in result.stderr
+  assert f"{blocker} is a file, not a directory" in result.stderr
   assert blocker.read_text() == "precious\n"

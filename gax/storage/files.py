@@ -65,6 +65,12 @@ def check_writable_file(path: Path, what: str) -> None:
   check_directory(path.parent, what)
 
 
+def cache_dir() -> Path:
+  """Where gax keeps what it can rebuild (trained feature networks, parsed datasets,
+  reference features): $GAX_CACHE_DIR, or ~/.cache/gax."""
+  return Path(os.environ.get("GAX_CACHE_DIR") or Path.home() / ".cache" / "gax")
+
+
 def write_json(path: Path, payload: Any) -> None:
   write_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 

@@ -143,11 +143,18 @@ def check_run(run: trained_run.TrainedRun) -> None:
         "is needed)")
 
 
-def check_step_memory(inference: Inference, features, recipe: InferenceRecipe, params,
-                      image_shape: tuple[int, ...], conditional: bool) -> None:
+def check_step_memory(inference: Inference, recipe: InferenceRecipe, params,
+                      train: data_lib.ImageDataset, conditional: bool) -> None:
   """Refuses a `--batch_size` whose encoder step the device cannot hold (traced, not
-  run)."""
-  real = jax.ShapeDtypeStruct((recipe.batch_size, *image_shape), jnp.float32)
+  run; with the digit classifier's shapes, before it is trained)."""
+  num_classes = train.num_classes or int(train.labels.max()) + 1
+  network = classifier.DigitCNN(num_classes)
+  shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),
+                          jnp.zeros((1, *train.image_shape), jnp.uint8))["params"]
+  untrained = classifier.DigitClassifier(
+      jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), num_classes, 0.0)
+  features = _digit_features(untrained)
+  real = jax.ShapeDtypeStruct((recipe.batch_size, *train.image_shape), jnp.float32)
   labels = jax.ShapeDtypeStruct((recipe.batch_size,), jnp.int32) if conditional else None
   gradient = jax.grad(lambda p, x, y: encoder_loss(
       inference, features, recipe.feature_weight, p, x, y, jax.random.PRNGKey(0))[0])
@@ -166,13 +173,13 @@ def train_encoder(run: trained_run.TrainedRun, recipe: InferenceRecipe
     raise errors.DataError(
         f"the inference network reconstructs in the digit classifier's features, which "
         f"gax trains on class labels, and {run.config.dataset!r} has none")
-  features = _digit_features(digit_classifier(run, train, held_out_examples(run)))
   inference = Inference(run, Encoder(run.variant.sampler.noise_dim))
   conditional = bool(inference.sampler.num_classes)
   key = jax.random.PRNGKey(recipe.seed)
   params = inference.encoder.init(jax.random.fold_in(key, 2**31 - 1),
                                   jnp.zeros((1, *train.image_shape)))["params"]
-  check_step_memory(inference, features, recipe, params, train.image_shape, conditional)
+  check_step_memory(inference, recipe, params, train, conditional)
+  features = _digit_features(digit_classifier(run, train, held_out_examples(run)))
   optimizer = optax.adam(recipe.learning_rate)
   opt_state = optimizer.init(params)
   images = jnp.asarray(train.images)
